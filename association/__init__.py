@@ -1,0 +1,1 @@
+"""OKS similarity, greedy/Hungarian matching and track id bookkeeping."""

@@ -1,0 +1,1 @@
+"""Optical flow backends and warping of points through a flow field."""

@@ -1,0 +1,28 @@
+"""Shared fixtures: where the real data in ../shared/data lives, and a skip when it is absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("POSETRACK_SHARED", REPO.parent / "shared"))
+TESTDATA = SHARED / "data" / "mmpose_testdata"
+REFERENCE = SHARED / "reference"
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    """``../shared/data/mmpose_testdata`` (real COCO / PoseTrack18 files); skips when absent."""
+    if not TESTDATA.is_dir():
+        pytest.skip(f"real test data not found at {TESTDATA} (set POSETRACK_SHARED to the shared/ folder)")
+    return TESTDATA
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    """``../shared/reference`` (checkpoint layouts, model stats, protocol); skips when absent."""
+    if not REFERENCE.is_dir():
+        pytest.skip(f"reference folder not found at {REFERENCE} (set POSETRACK_SHARED to the shared/ folder)")
+    return REFERENCE

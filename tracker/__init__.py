@@ -1,0 +1,1 @@
+"""Tracking pipeline: sources, person detectors, the per-frame pipeline, outputs and the command line."""

@@ -1,0 +1,66 @@
+"""The ``posetrack`` command line: one entry point, one subcommand per job.
+
+Each package that owns a job exposes ``register(subparsers)`` in its own ``cli`` module; it adds its
+subcommand(s) and sets ``func`` (``args -> int`` exit status). Imports are lazy so ``posetrack eval``
+never pays for torch.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# module path -> the subcommands it registers (for lazy import and for the help text)
+_COMMANDS: dict[str, tuple[str, ...]] = {
+    "estimators.cli": ("estimate", "convert-checkpoint"),
+    "eval_posetrack.cli": ("eval",),
+    "tracker.track_cli": ("track",),
+    "tracker.weights_cli": ("weights",),
+    "estimators.train_cli": ("train", "evaluate-coco"),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="posetrack", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    wanted = None
+    if argv:
+        wanted = next((a for a in argv if not a.startswith("-")), None)
+    for module_name, commands in _COMMANDS.items():
+        if wanted is not None and wanted not in commands:
+            # Register a cheap placeholder so `posetrack --help` lists every command without imports.
+            for name in commands:
+                sub.add_parser(name, help=f"see `posetrack {name} --help`", add_help=False)
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # the job has not landed yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as exc:
+        # Every package reports bad input as a ValueError/OSError subclass whose message names the
+        # file, the item and the field; show it as one line (set POSETRACK_DEBUG=1 for the traceback).
+        if os.environ.get("POSETRACK_DEBUG"):
+            raise
+        print(f"posetrack {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"posetrack {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
