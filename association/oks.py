@@ -1,0 +1,96 @@
+"""Object Keypoint Similarity (OKS) between two sets of poses, vectorised over all pairs.
+
+COCO's definition (pycocotools ``computeOks``): for a pair of poses with keypoint distances d_k,
+
+    OKS = sum_k exp(-d_k^2 / (2 * s^2 * kappa_k^2)) * v_k / sum_k v_k,   kappa_k = 2 * sigma_k,  s^2 = area
+
+where the area and the visibility v belong to the reference pose (the ground truth in COCO). For tracking
+(FlowTrack, SimpleBaseline section 3) the reference is the previous frame's pose warped by the flow: the
+area is the previous pose's box area (side B here), and a keypoint counts only when it is confidently
+seen on BOTH sides (score >= threshold on A and on B) -- estimated poses have no visibility flags.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# COCO-17 keypoint sigmas (pycocotools), in COCO keypoint order.
+COCO_SIGMAS: tuple[float, ...] = (
+    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
+    0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+)
+
+
+class OKSInputError(ValueError):
+    """Poses, scores, areas or sigmas given to OKS have inconsistent shapes or invalid values."""
+
+
+def box_areas(boxes: np.ndarray) -> np.ndarray:
+    """boxes: (M, 4) xyxy image pixels -> (M,) float64 areas in px^2 (negative extents count as 0)."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise OKSInputError(f"boxes: expected shape (M, 4) xyxy pixels, got shape {boxes.shape}")
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+
+
+def _visibility(keypoints: np.ndarray, scores: np.ndarray | None, threshold: float, name: str) -> np.ndarray:
+    """(N, K) bool: finite keypoint and (when scores are given) score >= threshold."""
+    visible = np.isfinite(keypoints).all(axis=-1)
+    if scores is not None:
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != keypoints.shape[:2]:
+            raise OKSInputError(f"{name}: expected shape {keypoints.shape[:2]} (one score per keypoint), "
+                                f"got shape {scores.shape}")
+        visible &= scores >= threshold
+    return visible
+
+
+def oks_matrix(
+    keypoints_a: np.ndarray,
+    keypoints_b: np.ndarray,
+    *,
+    areas_b: np.ndarray | None = None,
+    boxes_b: np.ndarray | None = None,
+    scores_a: np.ndarray | None = None,
+    scores_b: np.ndarray | None = None,
+    score_threshold: float = 0.0,
+    sigmas: tuple[float, ...] | np.ndarray | None = None,
+) -> np.ndarray:
+    """OKS of every pose of A against every pose of B.
+
+    keypoints_a: (N, K, 2) image pixels (e.g. the current frame's poses).
+    keypoints_b: (M, K, 2) image pixels (the reference poses, e.g. previous poses warped to this frame).
+    areas_b: (M,) px^2 object scale of each B pose; or boxes_b: (M, 4) xyxy image pixels whose areas are
+        used. Exactly one of the two is required.
+    scores_a, scores_b: (N, K), (M, K) keypoint confidences; a keypoint enters a pair's OKS only when it is
+        finite on both sides and its score is >= score_threshold on both sides (None = all visible).
+    sigmas: (K,) per-keypoint sigmas; None -> COCO_SIGMAS (then K must be 17).
+    Returns (N, M) float64 in [0, 1]; a pair with no jointly visible keypoint gets 0.
+    """
+    a = np.asarray(keypoints_a, dtype=np.float64)
+    b = np.asarray(keypoints_b, dtype=np.float64)
+    if a.ndim != 3 or a.shape[-1] != 2:
+        raise OKSInputError(f"keypoints_a: expected shape (N, K, 2) pixels, got shape {a.shape}")
+    if b.ndim != 3 or b.shape[-1] != 2:
+        raise OKSInputError(f"keypoints_b: expected shape (M, K, 2) pixels, got shape {b.shape}")
+    if a.shape[1] != b.shape[1]:
+        raise OKSInputError(f"keypoints_b: {b.shape[1]} keypoints per pose, keypoints_a has {a.shape[1]}")
+    num_kp = a.shape[1]
+    sig = np.asarray(COCO_SIGMAS if sigmas is None else sigmas, dtype=np.float64)
+    if sig.shape != (num_kp,):
+        raise OKSInputError(f"sigmas: expected {num_kp} values (one per keypoint), got shape {sig.shape}")
+    if (areas_b is None) == (boxes_b is None):
+        raise OKSInputError("areas_b/boxes_b: give exactly one (the object scale of each B pose)")
+    areas = box_areas(boxes_b) if boxes_b is not None else np.asarray(areas_b, dtype=np.float64)
+    if areas.shape != (b.shape[0],):
+        raise OKSInputError(f"areas_b: expected shape ({b.shape[0]},), got shape {areas.shape}")
+    if np.any(~np.isfinite(areas)) or np.any(areas < 0):
+        raise OKSInputError("areas_b: areas must be finite and >= 0")
+    vis = _visibility(a, scores_a, score_threshold, "scores_a")[:, None, :] & \
+        _visibility(b, scores_b, score_threshold, "scores_b")[None, :, :]  # (N, M, K)
+    d2 = ((a[:, None, :, :] - b[None, :, :, :]) ** 2).sum(-1)  # (N, M, K), NaN where a side is NaN
+    kvar = (2.0 * sig) ** 2
+    # np.spacing(1) as in pycocotools keeps zero-area references finite (OKS -> 0 unless d == 0).
+    e = d2 / kvar[None, None, :] / (areas[None, :, None] + np.spacing(1)) / 2.0
+    similarity = np.where(vis, np.exp(-np.where(vis, e, 0.0)), 0.0).sum(-1)
+    count = vis.sum(-1)
+    return np.where(count > 0, similarity / np.maximum(count, 1), 0.0)

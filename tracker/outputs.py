@@ -1,0 +1,154 @@
+"""Outputs written as the video is processed: PoseTrack 2018/2017 JSON, COCO keypoint results, rendered MP4.
+
+Every JSON file is rewritten atomically (temporary file + rename) every ``flush_every`` frames and when the
+run ends, so an interrupted or crashed run leaves valid files holding everything tracked up to the last flush
+(Ctrl-C flushes everything). The PoseTrack 2017 file is converted from the 2018 one when the run ends.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from eval_posetrack.formats import PoseTrack18Writer, convert_file
+
+from .record import PoseRecord
+from .render import draw_poses
+from .sources import Frame
+
+_POSETRACK_SEQ = re.compile(r"^\d{6}_(mpii|bonn|mpiinew)(_.*)?$")
+
+
+def posetrack_file_name(sequence: str, frame: Frame) -> str:
+    """The image name written for ``frame``: ``images/<sequence>/<name>``, with a 6-digit frame number
+    when the source has no file names (video, stream). PoseTrack sequence names (``000001_mpiinew_test``)
+    keep the official layout so that ``posetrack eval`` accepts the file."""
+    name = frame.name if frame.name and "." in frame.name else f"{frame.index:06d}.jpg"
+    return f"images/{sequence}/{Path(name).name}"
+
+
+class CocoResultsWriter:
+    """COCO keypoint results JSON (a list of {image_id, category_id, keypoints [x,y,score]*K, score,
+    track_id, bbox xywh}); ``image_id`` = frame index. Rewritten atomically every ``flush_every`` frames."""
+
+    def __init__(self, path: str | os.PathLike, flush_every: int = 10) -> None:
+        self.path = Path(path)
+        self.flush_every = max(1, int(flush_every))
+        self._items: list[str] = []
+        self._pending = 0
+        self._flush()
+
+    def add_frame(self, image_id: int, record: PoseRecord) -> None:
+        for i in range(len(record)):
+            kp = np.concatenate([record.keypoints[i], record.keypoint_scores[i][:, None]], axis=1)
+            x1, y1, x2, y2 = (float(v) for v in record.boxes[i])
+            self._items.append(json.dumps({
+                "image_id": int(image_id), "category_id": 1,
+                "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
+                "score": float(record.pose_scores[i]), "track_id": int(record.track_ids[i]),
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+            }))
+        self._pending += 1
+        if self._pending >= self.flush_every:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp_", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            f.write("[" + ",\n".join(self._items) + "]")
+        os.replace(tmp, self.path)
+        self._pending = 0
+
+    def close(self) -> None:
+        self._flush()
+
+
+class VideoRenderer:
+    """An MP4 (mp4v) of the frames with skeletons and boxes coloured by track id."""
+
+    def __init__(self, path: str | os.PathLike, fps: float, keypoint_threshold: float = 0.3) -> None:
+        self.path = Path(path)
+        self.fps = float(fps) if fps and fps > 0 else 25.0
+        self.keypoint_threshold = keypoint_threshold
+        self._writer: cv2.VideoWriter | None = None
+
+    def add_frame(self, image: np.ndarray, record: PoseRecord) -> np.ndarray:
+        out = draw_poses(image, record, self.keypoint_threshold)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            h, w = out.shape[:2]
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise OSError(f"{self.path}: OpenCV cannot open an MP4 writer here")
+        self._writer.write(out)
+        return out
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+class TrackOutputs:
+    """All outputs of one tracked sequence, in ``out_dir``:
+    ``<sequence>.json`` (PoseTrack 2018), ``<sequence>_posetrack17.json``, ``<sequence>_coco.json``,
+    ``<sequence>.mp4`` (rendered)."""
+
+    def __init__(self, out_dir: str | os.PathLike, sequence: str, formats: list[str], render: bool = False,
+                 fps: float = 25.0, keypoint_threshold: float = 0.3, flush_every: int = 10,
+                 nframes: int | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.sequence = sequence
+        self.formats = list(formats)
+        self.paths: dict[str, Path] = {}
+        self._pt18 = None
+        if "posetrack18" in formats or "posetrack17" in formats:
+            self.paths["posetrack18"] = self.out_dir / f"{sequence}.json"
+            self._pt18 = PoseTrack18Writer(self.paths["posetrack18"], flush_every=flush_every, nframes=nframes)
+        if "posetrack17" in formats:
+            self.paths["posetrack17"] = self.out_dir / f"{sequence}_posetrack17.json"
+        self._coco = None
+        if "coco" in formats:
+            self.paths["coco"] = self.out_dir / f"{sequence}_coco.json"
+            self._coco = CocoResultsWriter(self.paths["coco"], flush_every=flush_every)
+        self._video = None
+        if render:
+            self.paths["video"] = self.out_dir / f"{sequence}.mp4"
+            self._video = VideoRenderer(self.paths["video"], fps, keypoint_threshold)
+        self.frames_written = 0
+
+    def add(self, frame: Frame, record: PoseRecord) -> np.ndarray | None:
+        """Write one frame's poses; returns the rendered image when rendering (for a live window)."""
+        if self._pt18 is not None:
+            k = record.keypoints.shape[1]
+            if k != 17:
+                raise ValueError(f"PoseTrack output needs 17 keypoints per person, the estimator gives {k}")
+            # PoseTrack files need track ids in [0, 10000) (poseval asserts it); ids never repeat within a
+            # run, so a run that exceeds 10000 tracks wraps around (documented in the README).
+            self._pt18.add_frame(posetrack_file_name(self.sequence, frame), record.keypoints,
+                                 record.keypoint_scores, record.track_ids % 10000, boxes=record.boxes,
+                                 box_scores=record.pose_scores)
+        if self._coco is not None:
+            self._coco.add_frame(frame.index, record)
+        rendered = None
+        if self._video is not None:
+            rendered = self._video.add_frame(frame.image, record)
+        self.frames_written += 1
+        return rendered
+
+    def close(self) -> None:
+        if self._pt18 is not None:
+            self._pt18.close()
+            if "posetrack17" in self.formats and self.frames_written:
+                convert_file(self.paths["posetrack18"], self.paths["posetrack17"], to="2017", role="pred")
+        if self._coco is not None:
+            self._coco.close()
+        if self._video is not None:
+            self._video.close()

@@ -1,0 +1,141 @@
+"""``posetrack track SOURCE``: track poses in a video file, an image folder, a PoseTrack sequence, a webcam or a stream."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import TrackConfig, load_track_config, save_yaml
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "track",
+        help="track poses in a video / image folder / webcam / stream URL",
+        description="Track poses. Settings come from a preset in configs/ (--preset), then the flags below, "
+                    "then dotted KEY=VALUE overrides (e.g. association.min_similarity=0.4).",
+    )
+    p.add_argument("source", help="video file, image folder, PoseTrack18 annotation JSON, webcam index (0) or URL")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
+    p.add_argument("--preset", default="default", help="configs/track_<NAME>.yaml or a YAML path (default: configs/track_default.yaml)")
+    p.add_argument("--estimator", help="estimator name (blazepose, hrnet_w32, mspn_2stg, rsn_18, ...)")
+    p.add_argument("--checkpoint", help="estimator weights file")
+    p.add_argument("--source-format", dest="ckpt_source", help="checkpoint source: official | mmpose0x | mmpose1x")
+    p.add_argument("--detector", help="blazepose | torchvision | mmdet | precomputed | gt")
+    p.add_argument("--detections", help="precomputed detections JSON or PoseTrack annotation JSON (for --detector gt)")
+    p.add_argument("--flow", help="dis | farneback | raft_small | raft_large | none")
+    p.add_argument("--det-interval", type=int, help="run the detector every K-th frame")
+    p.add_argument("--out", default="out", help="output folder (default: out)")
+    p.add_argument("--render", action="store_true", help="also write a rendered MP4")
+    p.add_argument("--show", action="store_true", help="draw the poses in a window (needs a display)")
+    p.add_argument("--device", help="cpu | cuda | cuda:N")
+    p.add_argument("--batch", type=int, help="maximum person crops per estimator forward")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--image-root", help="image root for a PoseTrack annotation JSON source")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    pairs = [
+        ("estimator.name", args.estimator), ("estimator.checkpoint", args.checkpoint),
+        ("estimator.source", args.ckpt_source), ("detector.kind", args.detector),
+        ("detector.file", args.detections), ("flow.name", args.flow),
+        ("association.det_interval", args.det_interval), ("device", args.device),
+        ("estimator.max_batch", args.batch), ("max_frames", args.max_frames),
+    ]
+    out = [f"{k}={v}" for k, v in pairs if v is not None]
+    if args.render:
+        out.append("output.render=true")
+    return out
+
+
+def _display_available() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, show: bool = False,
+                 progress: bool = True, image_root: str | None = None, tracker=None) -> dict:
+    """Track one source with a resolved config; writes outputs + the config into ``out_dir``.
+
+    Returns a summary dict (frames, persons, tracks, seconds, fps, ms per stage, output paths).
+    """
+    from tqdm import tqdm
+
+    from .build import build_tracker
+    from .outputs import TrackOutputs
+    from .sources import open_source
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = open_source(source_spec, image_root=image_root) if image_root else open_source(source_spec)
+    if tracker is None:
+        tracker = build_tracker(cfg)
+    config_path = save_yaml(cfg, out_dir / f"{source.name}.config.yaml")
+    outputs = TrackOutputs(out_dir, source.name, cfg.output.formats, render=cfg.output.render or show,
+                           fps=source.fps or 25.0, keypoint_threshold=cfg.output.keypoint_threshold,
+                           flush_every=cfg.output.flush_every, nframes=source.num_frames)
+    total = source.num_frames
+    if cfg.max_frames is not None:
+        total = min(total, cfg.max_frames) if total else cfg.max_frames
+    bar = tqdm(total=total, unit="frame", disable=not progress, desc=source.name, dynamic_ncols=True)
+    show = show and _display_available()
+    persons = 0
+    tracks: set[int] = set()
+    t0 = time.perf_counter()
+    interrupted = False
+    try:
+        with source:
+            for frame in source:
+                if cfg.max_frames is not None and outputs.frames_written >= cfg.max_frames:
+                    break
+                record = tracker.step(frame)
+                tw = time.perf_counter()
+                rendered = outputs.add(frame, record)
+                tracker.times.add("write", time.perf_counter() - tw)
+                persons += len(record)
+                tracks.update(int(t) for t in record.track_ids)
+                bar.update(1)
+                if show and rendered is not None:
+                    import cv2
+
+                    cv2.imshow("posetrack", rendered)
+                    if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                        break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        outputs.close()  # everything tracked so far is written, also on Ctrl-C or an error
+    seconds = time.perf_counter() - t0
+    summary = {
+        "source": str(source_spec), "frames": outputs.frames_written, "persons": persons, "tracks": len(tracks),
+        "seconds": round(seconds, 3), "fps": round(outputs.frames_written / seconds, 2) if seconds > 0 else None,
+        "ms_per_frame": {k: round(v, 2) for k, v in tracker.times.ms_per_frame().items()},
+        "outputs": {k: str(v) for k, v in outputs.paths.items()} | {"config": str(config_path)},
+        "interrupted": interrupted,
+    }
+    if interrupted:
+        raise KeyboardInterrupt(summary)
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_track_config(args.preset, _flag_overrides(args) + list(args.overrides))
+    try:
+        summary = track_source(cfg, args.source, args.out, show=args.show, progress=not args.no_progress,
+                               image_root=args.image_root)
+    except KeyboardInterrupt as exc:
+        summary = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else None
+        if summary:
+            print(f"interrupted after {summary['frames']} frames; outputs are valid: {summary['outputs']}",
+                  file=sys.stderr)
+        return 130
+    print(f"tracked {summary['frames']} frames, {summary['persons']} poses, {summary['tracks']} tracks "
+          f"in {summary['seconds']:.1f} s ({summary['fps']} frames/s)")
+    print("ms per frame: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["ms_per_frame"].items()))
+    for kind, path in summary["outputs"].items():
+        print(f"  {kind}: {path}")
+    return 0
