@@ -3,7 +3,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench clean weights
 
 $(BIN)/posetrack: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(BIN)/posetrack: pyproject.toml
 
 setup: $(BIN)/posetrack
 
-test: setup
+test: setup weights
 	$(BIN)/python -m pytest -q tests
 
 bench: setup
@@ -21,3 +21,10 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+VIDEO ?= ../shared/data/mmpose_testdata/posetrack18/videos/000001_mpiinew_test/000001_mpiinew_test.mp4
+weights: setup
+	$(BIN)/posetrack weights fetch
+
+demo: setup weights
+	$(BIN)/posetrack track "$(VIDEO)" --render --out out/demo

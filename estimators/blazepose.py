@@ -30,6 +30,7 @@ AUX_CENTER, AUX_SCALE = 33, 34  # alignment points: body centre (~mid-hip), size
 ROI_SCALE = 1.25  # pose_detection_to_roi / pose_landmarks_to_roi in the compiled 0.10.14 graph
 ROI_TARGET_ANGLE = math.pi / 2  # an upright person (centre -> head point pointing up) gets rotation 0
 POSE_FLAG_THRESHOLD = 0.5  # below it MediaPipe treats the pose as absent
+INTERPRETER_BATCH_CAP = 4
 REFINE_KERNEL = 7
 REFINE_MIN_CONFIDENCE = 0.5
 
@@ -245,12 +246,14 @@ class FallbackPoses:
     keypoints: np.ndarray
     keypoint_scores: np.ndarray
     pose_scores: np.ndarray
+    extras: dict = field(default_factory=dict)
 
 
-def make_poses(keypoints: np.ndarray, keypoint_scores: np.ndarray, pose_scores: np.ndarray):
+def make_poses(keypoints: np.ndarray, keypoint_scores: np.ndarray, pose_scores: np.ndarray,
+               extras: dict | None = None):
     return _poses_type()(keypoints=np.ascontiguousarray(keypoints, np.float32),
                          keypoint_scores=np.ascontiguousarray(keypoint_scores, np.float32),
-                         pose_scores=np.ascontiguousarray(pose_scores, np.float32))
+                         pose_scores=np.ascontiguousarray(pose_scores, np.float32), extras=dict(extras or {}))
 
 
 @dataclass
@@ -276,6 +279,17 @@ class BlazePoseResult:
 
     def next_rois(self, scale: float = ROI_SCALE) -> Rois:
         return next_rois(self.aux[:, 0], self.aux[:, 1], scale=scale)
+
+
+def next_rois_from_extras(extras: dict, scale: float = ROI_SCALE) -> Rois:
+    """``next_rois`` from ``Poses.extras`` / ``PoseRecord.extras`` ("aux_points": (N, 2, 2) image pixels)."""
+    try:
+        aux = np.asarray(extras["aux_points"], np.float32)
+    except KeyError:
+        raise BlazePoseInputError("extras: no 'aux_points' field (not BlazePose poses?)") from None
+    if aux.ndim != 3 or aux.shape[1:] != (2, 2):
+        raise BlazePoseInputError(f"extras['aux_points']: expected (N, 2, 2) image pixels, got {aux.shape}")
+    return next_rois(aux[:, 0], aux[:, 1], scale=scale)
 
 
 def next_rois(aux_center: np.ndarray, aux_scale: np.ndarray, scale: float = ROI_SCALE) -> Rois:
@@ -316,8 +330,9 @@ class BlazePoseEstimator:
     """BlazePose-full landmarks on square person ROIs; same ``estimate``/``estimate_batch`` as TopDownEstimator.
 
     landmark_path: the ``pose_landmark_full.tflite`` file (default: the weights cache, see
-    ``estimators.weights.blazepose_paths``). num_threads: TFLite CPU threads. max_batch: ROIs per interpreter
-    call (the interpreter is resized to this batch; the remainder runs one by one, so no padding is wasted).
+    ``estimators.weights.blazepose_paths``). num_threads: TFLite CPU threads. max_batch: upper bound on ROIs per
+    interpreter call (resized copies of the interpreter run power-of-two chunks, so no padding is wasted).
+    The interpreter batch is the largest power of two <= min(max_batch, 4).
     box_scale: ROI side / long box side for person boxes. refine_passes: extra passes that re-crop each
     person from its own alignment landmarks 33/34 (blazepose.md section 5: raises COCO AP on GT boxes).
     heatmap_refine: apply the heatmap refinement of x, y.
@@ -341,6 +356,9 @@ class BlazePoseEstimator:
         self.num_keypoints = 17
         self.num_threads = int(num_threads)
         self.max_batch = int(max_batch)
+        # Batching helps the landmark model only up to a few crops on this CPU (measured: 4 per call ~25%
+        # faster per crop than 1, 8 no better than 1), so the interpreter batch is capped.
+        self.interpreter_batch = 1 << (min(self.max_batch, INTERPRETER_BATCH_CAP).bit_length() - 1)
         self.box_scale = float(box_scale)
         self.refine_passes = int(refine_passes)
         self.heatmap_refine = bool(heatmap_refine)
@@ -392,7 +410,9 @@ class BlazePoseEstimator:
         x = crops_bgr[..., ::-1].astype(np.float32) * np.float32(1.0 / 255.0)  # BGR -> RGB, [0, 1]
         start = 0
         while start < n:
-            b = self.max_batch if n - start >= self.max_batch else 1
+            # largest power of two <= min(remaining, interpreter_batch): e.g. 7 people -> 4 + 2 + 1, so no
+            # padded (wasted) rows and at most log2(cap) + 1 interpreters
+            b = 1 << (min(n - start, self.interpreter_batch).bit_length() - 1)
             lm[start:start + b], flag[start:start + b], hm[start:start + b] = self._invoke(
                 np.ascontiguousarray(x[start:start + b]))
             start += b
@@ -481,8 +501,16 @@ class BlazePoseEstimator:
             kps = lms[:, COCO_FROM_BLAZEPOSE, :2]
             kp_scores = vis[:, COCO_FROM_BLAZEPOSE]
             pose_scores = s * (kp_scores.mean(1) if len(kp_scores) else np.zeros(0, np.float32))
+            # Per-person extras travel with the poses into the tracker's record (PoseRecord.extras): the
+            # 33 landmarks and what the next frame needs to re-crop each person (next_rois_from_extras).
+            extras = {"landmarks33": np.ascontiguousarray(lms[:, :NUM_BODY_LANDMARKS]),
+                      "visibility33": np.ascontiguousarray(vis[:, :NUM_BODY_LANDMARKS]),
+                      "presence33": np.ascontiguousarray(pres[:, :NUM_BODY_LANDMARKS]),
+                      "aux_points": np.ascontiguousarray(lms[:, [AUX_CENTER, AUX_SCALE], :2]),
+                      "pose_flag": flag,
+                      "roi_centers": r.centers, "roi_sizes": r.sizes, "roi_rotations": r.rotations}
             results.append(BlazePoseResult(
-                poses=make_poses(kps, kp_scores, pose_scores),
+                poses=make_poses(kps, kp_scores, pose_scores, extras),
                 landmarks33=np.ascontiguousarray(lms[:, :NUM_BODY_LANDMARKS]),
                 visibility33=np.ascontiguousarray(vis[:, :NUM_BODY_LANDMARKS]),
                 presence33=np.ascontiguousarray(pres[:, :NUM_BODY_LANDMARKS]),

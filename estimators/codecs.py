@@ -157,7 +157,9 @@ def encode_mspn(
     keypoints: (K, 2) network-input pixels; visible: (K,); heatmap_size, input_size: (w, h); kernel: odd
     Gaussian kernel size. Returns heatmaps (K, h, w) float32 with peak 255 at ``floor(x * w_out / w_in)``
     and target_weight (K,) float32: 1 for labelled joints whose cell lies inside the heatmap, else 0
-    (their map is all zero).
+    (their map is all zero). Like the released code this uses cv2's default BORDER_REFLECT_101, so for a
+    cell within a few pixels of the border (up to 2 for kernel 15) the mirrored mass makes the border
+    pixel the maximum; the map is still scaled so that its maximum is 255.
     """
     kp, vis = _check_kp(keypoints, visible)
     kernel = _check_kernel(kernel)

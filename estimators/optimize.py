@@ -289,7 +289,8 @@ def optimize_for_inference(
         compile: wrap the prepared module in ``torch.compile`` (Inductor, frozen weights, static shapes);
             opt-in because each new batch shape compiles once (tens of seconds on 2 cores).
         example_shape: ``(1, C, H, W)`` input used once to discover the conv->BN pairs; default
-            ``(1, 3, 256, 192)``. Any size the model accepts gives the same pairs; smaller is faster.
+            ``(1, 3, 128, 96)``, then ``(1, 3, 256, 192)`` if the model rejects it. Any size the model
+            accepts gives the same pairs; smaller is faster.
         channels_last: use NHWC weights/activations.
         fold_bn: fold BatchNorm into the preceding convolutions.
         batch_sizes: increasing batch sizes the compiled path pads to (ignored without ``compile``).
@@ -301,15 +302,27 @@ def optimize_for_inference(
         raise OptimizeOptionError(
             f"optimize_for_inference: batch_sizes must be strictly increasing positive ints, got {tuple(batch_sizes)!r}"
         )
-    shape = tuple(example_shape) if example_shape is not None else (1, 3, 256, 192)
-    if len(shape) != 4 or any(int(s) <= 0 for s in shape):
-        raise OptimizeOptionError(f"optimize_for_inference: example_shape must be (1, C, H, W), got {example_shape!r}")
-    shape = (1,) + tuple(int(s) for s in shape[1:])
+    if example_shape is not None:
+        shape = tuple(example_shape)
+        if len(shape) != 4 or any(int(v) <= 0 for v in shape):
+            raise OptimizeOptionError(f"optimize_for_inference: example_shape must be (1, C, H, W), got {example_shape!r}")
+        shapes = [(1,) + tuple(int(v) for v in shape[1:])]
+    else:
+        # Half size first (4x cheaper trace); the full 256x192 crop if the model rejects it.
+        shapes = [(1, 3, 128, 96), (1, 3, 256, 192)]
 
     prepared = copy.deepcopy(model).eval()
     # The copy lives on the CPU in float32 whatever the source (folding is done in float32).
     prepared = prepared.to(device="cpu", dtype=torch.float32)
-    pairs = fold_batchnorm(prepared, torch.zeros(shape)) if fold_bn else []
+    pairs: list[tuple[str, str]] = []
+    if fold_bn:
+        for i, shape in enumerate(shapes):
+            try:
+                pairs = fold_batchnorm(prepared, torch.zeros(shape))
+                break
+            except RuntimeError:
+                if i == len(shapes) - 1:
+                    raise
     for p in prepared.parameters():
         p.requires_grad_(False)
     if precision == "bf16":

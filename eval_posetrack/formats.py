@@ -156,6 +156,9 @@ class Sequence:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+_FAST_NUM = (int, float)
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, numbers.Real)
 
@@ -177,6 +180,8 @@ def _number(v: Any, path: Any, frame: int, person: int | None, fld: str, finite:
 
 
 def _track_id(v: Any, path: Any, frame: int, person: int, fld: str = "track_id") -> int:
+    if type(v) is int and v < MAX_TRACK_ID:  # fast path
+        return v
     if not _is_number(v) or not math.isfinite(float(v)) or float(v) != int(v):
         # poseval would accept a non-integral id; we refuse it (ids are integers in every real file).
         raise _err(f"track id must be an integer, got {v!r:.60}", path, frame, person, fld)
@@ -410,6 +415,91 @@ def _conversion_table(data: dict, path: Any) -> list[int]:
     return table
 
 
+def _annotation_arrays(anns: list, n_slots: int, need_scores: int, path: Any, role: str,
+                       frame_of: dict, attached: set) -> tuple:
+    """Validate every annotation and stack keypoints / scores of the whole file into arrays.
+
+    Returns karr (A, S, 3) float64, sarr (A, S) float64 (NaN rows where no scores), has_scores (A,),
+    track ids (A,), head boxes (A, 4) xyxy, boxes (A, 4) xyxy, person scores (A,). ``frame_of`` maps an
+    annotation index to (frame index, person index) for error messages.
+    """
+    A = len(anns)
+    kps, sc_rows, sc_idx, box_rows, box_idx = [], [], [], [], []
+    tids = np.zeros(A, np.int64)
+    heads = np.full((A, 4), np.nan)
+    boxes = np.full((A, 4), np.nan)
+    pscores = np.full(A, np.nan)
+    for ai, a in enumerate(anns):
+        fi, pi = frame_of.get(ai, (None, None))
+        if ai not in attached:  # poseval never reads an annotation of no image
+            kps.append([0] * (3 * n_slots))
+            continue
+        if "track_id" not in a:
+            raise _err(f"annotation {ai} has no track id (required)", path, fi, pi, "track_id")
+        tids[ai] = _track_id(a["track_id"], path, fi, pi)
+        k = a.get("keypoints")
+        if not isinstance(k, list) or len(k) != 3 * n_slots:
+            raise _err(f"annotation {ai}: 'keypoints' must be a list of {3 * n_slots} numbers "
+                       f"(x, y, v for each of the {n_slots} category keypoints)", path, fi, pi, "keypoints")
+        kps.append(k)
+        s_list = a.get("scores")
+        if s_list:
+            if not isinstance(s_list, list) or len(s_list) < need_scores:
+                raise _err(f"annotation {ai}: 'scores' must list one score per keypoint ({n_slots})",
+                           path, fi, pi, "scores")
+            sc_rows.append(s_list[:n_slots] + [0.0] * (n_slots - len(s_list)))
+            sc_idx.append(ai)
+        if "bbox_head" in a:
+            hb = a["bbox_head"]
+            if not isinstance(hb, list) or len(hb) != 4 or not all(type(x) in _FAST_NUM or _is_number(x) for x in hb):
+                raise _err(f"annotation {ai}: bbox_head must be [x, y, w, h]", path, fi, pi, "bbox_head")
+            hb = [float(x) for x in hb]
+            if role == "gt":
+                if not all(math.isfinite(x) for x in hb):
+                    raise _err(f"annotation {ai}: non-finite bbox_head", path, fi, pi, "bbox_head")
+                if hb[2] < 0 or hb[3] < 0:
+                    raise _err(f"annotation {ai}: bbox_head {hb} has a negative width/height",
+                               path, fi, pi, "bbox_head")
+            heads[ai] = (hb[0], hb[1], hb[0] + hb[2], hb[1] + hb[3])
+        bb = a.get("bbox")
+        if bb is not None and isinstance(bb, list) and len(bb) == 4 and all(type(x) in _FAST_NUM or _is_number(x) for x in bb):
+            box_rows.append(bb)
+            box_idx.append(ai)
+        ps = a.get("score")
+        if ps is not None and (type(ps) in _FAST_NUM or _is_number(ps)):
+            pscores[ai] = float(ps)
+    if box_rows:
+        bb = np.array(box_rows, dtype=np.float64)
+        boxes[box_idx] = np.stack([bb[:, 0], bb[:, 1], bb[:, 0] + bb[:, 2], bb[:, 1] + bb[:, 3]], axis=1)
+
+    def numeric(rows: list, idx: list, fld: str, width: int) -> np.ndarray:
+        try:
+            arr = np.array(rows) if rows else np.zeros((0, width))
+            ok = arr.dtype.kind in "iufb" and arr.shape == (len(rows), width)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            for r, ai in zip(rows, idx):
+                if not all(_is_number(v) for v in r):
+                    fi, pi = frame_of.get(ai, (None, None))
+                    raise _err(f"annotation {ai}: values must be numbers", path, fi, pi, fld)
+            raise _err("values must be numbers", path, None, None, fld)
+        return arr.astype(np.float64)
+
+    karr = numeric(kps, list(range(A)), "keypoints", 3 * n_slots).reshape(A, n_slots, 3)
+    bad = ~np.isfinite(karr).all(axis=(1, 2))
+    if bad.any():
+        ai = int(np.argmax(bad))
+        fi, pi = frame_of.get(ai, (None, None))
+        raise _err(f"annotation {ai}: non-finite keypoint value", path, fi, pi, "keypoints")
+    sarr = np.full((A, n_slots), np.nan)
+    has_scores = np.zeros(A, bool)
+    if sc_rows:
+        sarr[sc_idx] = numeric(sc_rows, sc_idx, "scores", n_slots)
+        has_scores[sc_idx] = True
+    return karr, sarr, has_scores, tids, heads, boxes, pscores
+
+
 def parse_posetrack18(data: dict, path: Any = "<memory>", role: str = "pred") -> Sequence:
     """A 2018 COCO-like dict -> Sequence of its FIRST video (as poseval's ``convert_videos(data)[0]``)."""
     table = _conversion_table(data, path)
@@ -429,14 +519,15 @@ def parse_posetrack18(data: dict, path: Any = "<memory>", role: str = "pred") ->
     for ai, a in enumerate(anns):
         if not isinstance(a, dict) or "image_id" not in a:
             raise _err(f"annotation {ai} has no 'image_id'", path, None, None, "annotations.image_id")
-        by_image.setdefault(_hashable(a["image_id"]), []).append((ai, a))
+        by_image.setdefault(_hashable(a["image_id"]), []).append(ai)
     seq_warn: list[str] = []
-    missing_score = False
-    frames: list[Frame] = []
-    video = None
-    dropped = 0
     mapped_slots = [s for s, j in enumerate(table) if j >= 0]
     need_scores = max(mapped_slots) + 1
+    # frames of the first video, in image order
+    video = None
+    dropped = 0
+    frame_defs = []  # (image index, image info, annotation indices)
+    frame_of: dict = {}
     for ii, im0 in enumerate(images):
         key = _hashable(im0["id"])
         im = first_info[key]  # poseval looks images up by id: the first image with this id
@@ -452,7 +543,45 @@ def parse_posetrack18(data: dict, path: Any = "<memory>", role: str = "pred") ->
         elif vid != video:
             dropped += 1  # poseval evaluates only the first video of a file
             continue
-        fi = len(frames)
+        idx = by_image.get(key, [])
+        for pi, ai in enumerate(idx):
+            frame_of.setdefault(ai, (ii, pi))
+        frame_defs.append((ii, im, idx))
+    attached = {ai for im in images for ai in by_image.get(_hashable(im["id"]), [])}
+    karr, sarr, has_scores, tids_all, heads_all, boxes_all, pscores_all = _annotation_arrays(
+        anns, n_slots, need_scores, path, role, frame_of, attached)
+    if role == "pred":
+        if any(not has_scores[ai] for _, _, idx in frame_defs for ai in idx):
+            _warn(seq_warn, f"{path}: prediction scores are missing; using the official fallback score "
+                            f"{MIN_SCORE:g}")
+        if sarr.size and np.isnan(sarr[has_scores][:, mapped_slots]).any():
+            ai = int(np.nonzero(has_scores & np.isnan(sarr[:, mapped_slots]).any(axis=1))[0][0])
+            fi, pi = frame_of.get(ai, (None, None))
+            raise _err(f"annotation {ai}: NaN score", path, fi, pi, "scores")
+    keep = ~((karr[:, :, 0] == 0) & (karr[:, :, 1] == 0) & (karr[:, :, 2] == 0))  # (A, S)
+    slot_scores = np.where(has_scores[:, None], sarr, MIN_SCORE)
+    A = len(anns)
+    # first kept slot of each joint (slot order), and later kept slots of the same joint as extras
+    kp = np.zeros((A, NUM_JOINTS, 2))
+    pres = np.zeros((A, NUM_JOINTS), bool)
+    sc = np.full((A, NUM_JOINTS), np.nan)
+    vis = np.full((A, NUM_JOINTS), np.nan)
+    slots_of = [[s for s in range(n_slots) if table[s] == j] for j in range(NUM_JOINTS)]
+    extra_rows: list[tuple] = []
+    for j, slots in enumerate(slots_of):
+        for s in reversed(slots):  # the earliest kept slot wins
+            k = keep[:, s]
+            kp[k, j] = karr[k, s, :2]
+            pres[k, j] = True
+            sc[k, j] = slot_scores[k, s]
+            vis[k, j] = karr[k, s, 2]
+        if len(slots) > 1:
+            for ai in range(A):
+                kept = [s for s in slots if keep[ai, s]]
+                for s in kept[1:]:
+                    extra_rows.append((ai, j, karr[ai, s, 0], karr[ai, s, 1], slot_scores[ai, s]))
+    frames: list[Frame] = []
+    for fi, (ii, im, idx) in enumerate(frame_defs):
         ignore: list[np.ndarray] = []
         if "ignore_regions_x" in im and "ignore_regions_y" in im:
             rx, ry = im["ignore_regions_x"], im["ignore_regions_y"]
@@ -460,98 +589,25 @@ def parse_posetrack18(data: dict, path: Any = "<memory>", role: str = "pred") ->
                 raise _err("ignore_regions_x and ignore_regions_y must be lists of equal length",
                            path, ii, None, "ignore_regions_x")
             ignore = [_polygon(xs, ys, path, ii, f"ignore_regions_x[{r}]") for r, (xs, ys) in enumerate(zip(rx, ry))]
-        people = by_image.get(key, [])
-        P = len(people)
-        kp = np.zeros((P, NUM_JOINTS, 2))
-        pres = np.zeros((P, NUM_JOINTS), bool)
-        sc = np.full((P, NUM_JOINTS), np.nan)
-        vis = np.full((P, NUM_JOINTS), np.nan)
-        tids = np.zeros(P, np.int64)
-        heads = np.full((P, 4), np.nan)
-        boxes = np.full((P, 4), np.nan)
-        pscores = np.full(P, np.nan)
-        extras: list[tuple] = []
-        extra_sc: list[float] = []
-        seen: set = set()
-        for pi, (ai, a) in enumerate(people):
-            if "track_id" not in a:
-                raise _err(f"annotation {ai} has no track id (required)", path, ii, pi, "track_id")
-            t = _track_id(a["track_id"], path, ii, pi)
-            if role == "pred":
-                if t in seen:
-                    raise _err(f"duplicate track id {t} in one frame (poseval: non-unique tracklet IDs)",
-                               path, ii, pi, "track_id")
-                seen.add(t)
-            tids[pi] = t
-            k = a.get("keypoints")
-            if not isinstance(k, list) or len(k) != 3 * n_slots:
-                raise _err(f"annotation {ai}: 'keypoints' must be a list of {3 * n_slots} numbers "
-                           f"(x, y, v for each of the {n_slots} category keypoints)", path, ii, pi, "keypoints")
-            karr = np.array(k)
-            if karr.dtype.kind not in "iufb":
-                raise _err(f"annotation {ai}: keypoints must be numbers", path, ii, pi, "keypoints")
-            karr = karr.astype(np.float64).reshape(n_slots, 3)
-            if not np.isfinite(karr).all():
-                raise _err(f"annotation {ai}: non-finite keypoint value", path, ii, pi, "keypoints")
-            s_list = a.get("scores", None)
-            if "scores" not in a or not s_list:
-                slot_scores = None
-                if role == "pred":
-                    missing_score = True
-            else:
-                if not isinstance(s_list, list) or len(s_list) < need_scores:
-                    raise _err(f"annotation {ai}: 'scores' must list one score per keypoint "
-                               f"({n_slots})", path, ii, pi, "scores")
-                slot_scores = np.array(s_list)
-                if slot_scores.dtype.kind not in "iufb":
-                    raise _err(f"annotation {ai}: scores must be numbers", path, ii, pi, "scores")
-                slot_scores = slot_scores.astype(np.float64)
-                if np.isnan(slot_scores[mapped_slots]).any():
-                    raise _err(f"annotation {ai}: NaN score", path, ii, pi, "scores")
-            keep = ~((karr[:, 0] == 0) & (karr[:, 1] == 0) & (karr[:, 2] == 0))
-            for slot in range(n_slots):
-                if not keep[slot]:
-                    continue
-                j = table[slot]
-                sv = MIN_SCORE if slot_scores is None else float(slot_scores[slot])
-                if j >= 0 and not pres[pi, j]:
-                    kp[pi, j] = karr[slot, :2]
-                    pres[pi, j] = True
-                    sc[pi, j] = sv
-                    vis[pi, j] = karr[slot, 2]
-                elif j >= 0:
-                    extras.append((pi, j, karr[slot, 0], karr[slot, 1]))
-                    extra_sc.append(sv)
-                # slots not mapped to a joint (ears) are dropped by poseval's converter
-            if "bbox_head" in a:
-                hb = a["bbox_head"]
-                if not isinstance(hb, list) or len(hb) != 4 or not all(_is_number(x) for x in hb):
-                    raise _err(f"annotation {ai}: bbox_head must be [x, y, w, h]", path, ii, pi, "bbox_head")
-                hb = [float(x) for x in hb]
-                if role == "gt":
-                    if not all(math.isfinite(x) for x in hb):
-                        raise _err(f"annotation {ai}: non-finite bbox_head", path, ii, pi, "bbox_head")
-                    if hb[2] < 0 or hb[3] < 0:
-                        raise _err(f"annotation {ai}: bbox_head {hb} has a negative width/height",
-                                   path, ii, pi, "bbox_head")
-                heads[pi] = (hb[0], hb[1], hb[0] + hb[2], hb[1] + hb[3])
-            bb = a.get("bbox")
-            if isinstance(bb, list) and len(bb) == 4 and all(_is_number(x) for x in bb):
-                boxes[pi] = (bb[0], bb[1], bb[0] + bb[2], bb[1] + bb[3])
-            if _is_number(a.get("score")):
-                pscores[pi] = float(a["score"])
+        ix = np.asarray(idx, dtype=np.int64)
+        tids = tids_all[ix]
+        if role == "pred" and len(set(tids.tolist())) != len(tids):
+            vals, counts = np.unique(tids, return_counts=True)
+            dup = int(vals[counts > 1][0])
+            pi = int(np.nonzero(tids == dup)[0][1])
+            raise _err(f"duplicate track id {dup} in one frame (poseval: non-unique tracklet IDs)",
+                       path, ii, pi, "track_id")
+        ex = [(idx.index(r[0]), r[1], r[2], r[3]) for r in extra_rows if r[0] in idx] if extra_rows else []
+        exs = [r[4] for r in extra_rows if r[0] in idx] if extra_rows else []
         image_id = im["id"] if isinstance(im["id"], int) else None
-        frames.append(Frame(image_name=fname, keypoints=kp, present=pres, scores=sc, track_ids=tids,
-                            head_boxes=heads, boxes=boxes, person_scores=pscores, visibility=vis,
-                            ignore_regions=tuple(ignore), labeled=P > 0, image_id=image_id,
-                            extra_points=np.array(extras).reshape(-1, 4), extra_scores=np.array(extra_sc)))
-        del fi
+        frames.append(Frame(image_name=im["file_name"], keypoints=kp[ix], present=pres[ix], scores=sc[ix],
+                            track_ids=tids, head_boxes=heads_all[ix], boxes=boxes_all[ix],
+                            person_scores=pscores_all[ix], visibility=vis[ix], ignore_regions=tuple(ignore),
+                            labeled=len(idx) > 0, image_id=image_id,
+                            extra_points=np.array(ex).reshape(-1, 4), extra_scores=np.array(exs)))
     if dropped:
         _warn(seq_warn, f"{path}: {dropped} image(s) belong to another video than the first one "
                         f"({video}); poseval evaluates only the first video of a file and drops them")
-    if missing_score:
-        _warn(seq_warn, f"{path}: prediction scores are missing; using the official fallback score "
-                        f"{MIN_SCORE:g}")
     name = Path(str(path)).name.split(".")[0]
     return Sequence(name=name, frames=frames, path=str(path), source_format="2018", vid_id=video,
                     warnings=seq_warn)
@@ -627,6 +683,10 @@ def sequence_to_posetrack17(seq: Sequence) -> dict:
     return {"annolist": annolist}
 
 
+def _all_integral(a: np.ndarray) -> bool:
+    return bool(np.all(a == np.round(a)))
+
+
 def _categories() -> list[dict]:
     return [{"supercategory": "person", "id": 1, "name": "person", "keypoints": list(PT18_KEYPOINT_NAMES),
              "skeleton": PT18_SKELETON}]
@@ -653,22 +713,27 @@ def sequence_to_posetrack18(seq: Sequence) -> dict:
             image["ignore_regions_x"] = [[_num(x) for x in poly[:, 0]] for poly in fr.ignore_regions]
             image["ignore_regions_y"] = [[_num(y) for y in poly[:, 1]] for poly in fr.ignore_regions]
         images.append(image)
-        for p in range(fr.num_persons):
-            kps, scores = [], []
-            any_score = bool(np.any(fr.present[p] & (fr.scores[p] != MIN_SCORE) & ~np.isnan(fr.scores[p])))
-            for slot, j in enumerate(PT18_SLOT_TO_JOINT):
-                if j >= 0 and fr.present[p, j]:
-                    x, y = fr.keypoints[p, j]
-                    v = fr.visibility[p, j]
-                    v = 1 if not np.isfinite(v) or (v == 0 and x == 0 and y == 0) else _num(v)
-                    kps += [_num(x), _num(y), v]
-                    scores.append(float(fr.scores[p, j]) if any_score else 0.0)
-                else:
-                    kps += [0, 0, 0]
-                    scores.append(0.0)
+        P = fr.num_persons
+        slots = np.asarray(JOINT_TO_PT18_SLOT)
+        k17 = np.zeros((P, 17, 3))
+        s17 = np.zeros((P, 17))
+        pres = fr.present
+        vis = np.where(np.isfinite(fr.visibility), fr.visibility, 1.0)
+        # a present keypoint at (0, 0) with v = 0 would read back as missing: write v = 1 there
+        zero = (fr.keypoints[..., 0] == 0) & (fr.keypoints[..., 1] == 0) & (vis == 0)
+        vis = np.where(zero, 1.0, vis)
+        k17[:, slots, :2] = np.where(pres[..., None], fr.keypoints, 0.0)
+        k17[:, slots, 2] = np.where(pres, vis, 0.0)
+        has_sc = pres & ~np.isnan(fr.scores) & (fr.scores != MIN_SCORE)
+        any_score = has_sc.any(axis=1)
+        s17[:, slots] = np.where(pres & ~np.isnan(fr.scores), fr.scores, 0.0)
+        k_list = k17.reshape(P, 51).tolist()
+        k_list = [[_num(v) for v in row] for row in k_list] if P and _all_integral(k17) else k_list
+        s_list = s17.tolist()
+        for p in range(P):
             ann: dict = {"id": int(image_id) * 100 + p, "image_id": int(image_id), "category_id": 1,
-                         "track_id": int(fr.track_ids[p]), "keypoints": kps,
-                         "scores": scores if any_score else []}
+                         "track_id": int(fr.track_ids[p]), "keypoints": k_list[p],
+                         "scores": s_list[p] if any_score[p] else []}
             if np.isfinite(fr.head_boxes[p]).all():
                 x1, y1, x2, y2 = fr.head_boxes[p]
                 ann["bbox_head"] = [_num(x1), _num(y1), _num(x2 - x1), _num(y2 - y1)]

@@ -198,28 +198,95 @@ def sequence_counts(gt_tid: np.ndarray, gt_has: np.ndarray, pr_tid: np.ndarray, 
         raise ValueError(f"unknown MOT engine {engine!r} (use 'fast' or 'motmetrics')")
     if T <= 1:
         return out
-    fr = np.arange(T - 1)
-    real = (n_gt[fr] > 0) & (n_pr[fr] > 0)
+    return _fast_counts(gt_tid, gt_has, pr_tid, pr_has, dist, match, n_gt, n_pr)
+
+
+def _fast_counts(gt_tid, gt_has, pr_tid, pr_has, dist, match, n_gt, n_pr) -> MotCounts:
+    out = MotCounts()
+    T = len(n_gt)
+    F = T - 1
+    real = (n_gt[:F] > 0) & (n_pr[:F] > 0)
     n_dummy = int((~real).sum())
-    any_m = match[fr].any(axis=(1, 2)) & real[:, None]  # (T-1, 15) frames needing the state machine
-    n_obj = gt_has[fr].sum(axis=1)  # (T-1, 15)
-    n_hyp = pr_has[fr].sum(axis=1)
-    trivial = real[:, None] & ~any_m  # only misses and false positives, no state change
-    out.misses += (n_obj * trivial).sum(axis=0) + n_dummy
-    out.false_positives += (n_hyp * trivial).sum(axis=0) + n_dummy
-    out.objects += (n_obj * trivial).sum(axis=0) + n_dummy
-    for j in range(NUM_JOINTS):
-        st = _JointState()
-        for t in np.nonzero(any_m[:, j])[0].tolist():
-            oids, hids, d = _frame_pairs(gt_tid, gt_has, pr_tid, pr_has, dist, match, t, j)
-            st.update(oids, hids, d)
-        out.misses[j] += st.miss
-        out.switches[j] += st.sw
-        out.false_positives[j] += st.fp
-        out.objects[j] += st.miss + st.sw + st.match
-        out.detections[j] += st.sw + st.match
-        out.sum_d[j] += st.sum_d
+    n_obj = gt_has[:F].sum(axis=1) * real[:, None]  # (F, 15)
+    n_hyp = pr_has[:F].sum(axis=1) * real[:, None]
+    # every valid (thresholded) pair of every frame and joint, sorted by joint, frame, object, hypothesis
+    t, q, g, j = np.nonzero(match[:F] & real[:, None, None, None])
+    order = np.lexsort((q, g, t, j))
+    t, q, g, j = t[order], q[order], g[order], j[order]
+    d = dist[t, q, g, j]
+    n = len(t)
+    key = j.astype(np.int64) * F + t  # group = (joint, frame)
+    starts = np.r_[0, np.nonzero(np.diff(key))[0] + 1] if n else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], n] if n else np.zeros(0, np.int64)
+    # a group is "simple" when its pairs form a matching (no object or hypothesis twice) and the frame's
+    # GT ids are unique; otherwise it goes through the full update with the assignment solver
+    dup_g = np.zeros(n, bool)
+    dup_q = np.zeros(n, bool)
+    if n:
+        dup_g[1:] = (key[1:] == key[:-1]) & (g[1:] == g[:-1])
+        o2 = np.lexsort((q, key))
+        dq = np.zeros(n, bool)
+        dq[1:] = (key[o2][1:] == key[o2][:-1]) & (q[o2][1:] == q[o2][:-1])
+        dup_q[o2] = dq
+    bad_pair = dup_g | dup_q
+    gt_dup_frame = np.array([len(set(r[:c].tolist())) != c for r, c in zip(gt_tid[:F], n_gt[:F])], bool)
+    complex_group = np.logical_or.reduceat(bad_pair, starts) if n else np.zeros(0, bool)
+    gs = key[starts] if n else np.zeros(0, np.int64)
+    complex_group |= gt_dup_frame[gs % F] if n else complex_group
+    # misses / false positives / raw distance sums that need no state
+    npairs = ends - starts
+    simple_pairs = np.zeros((F, NUM_JOINTS))
+    if n:
+        np.add.at(simple_pairs, (gs[~complex_group] % F, gs[~complex_group] // F), npairs[~complex_group])
+    is_complex = np.zeros((F, NUM_JOINTS), bool)
+    if n:
+        is_complex[gs[complex_group] % F, gs[complex_group] // F] = True
+    simple_cell = ~is_complex
+    out.misses += ((n_obj - simple_pairs) * simple_cell).sum(axis=0) + n_dummy
+    out.false_positives += ((n_hyp - simple_pairs) * simple_cell).sum(axis=0) + n_dummy
+    raw = np.zeros(NUM_JOINTS)
+    if n:
+        pair_simple = np.repeat(~complex_group, npairs)
+        np.add.at(raw, j[pair_simple], d[pair_simple])
+    out.sum_d += raw  # RAW rows of the simple groups (complex groups add theirs in update())
+    oid = gt_tid[t, g].tolist()
+    hid = pr_tid[t, q].tolist()
+    dl = d.tolist()
+    states = [_JointState() for _ in range(NUM_JOINTS)]
+    for k, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
+        jj = int(j[a])
+        st = states[jj]
+        if complex_group[k]:
+            tt = int(t[a])
+            oids, hids, dm = _frame_pairs(gt_tid, gt_has, pr_tid, pr_has, dist, match, tt, jj)
+            st.update(oids, hids, dm)
+            continue
+        m = st.m
+        carried = [False] * (b - a)
+        for x in range(a, b):
+            o, h = oid[x], hid[x]
+            if m.get(o, _NONE) == h:
+                carried[x - a] = True
+                st.match += 1
+                st.sum_d += dl[x]
+                st.last_match.add(o)
+                st.hyp_history.add(h)
+        for x in range(a, b):
+            if not carried[x - a]:
+                st._pair_step2(oid[x], hid[x], dl[x])
+    for jj, st in enumerate(states):
+        out.misses[jj] += st.miss
+        out.false_positives[jj] += st.fp
+        out.switches[jj] += st.sw
+        out.sum_d[jj] += st.sum_d
+    # motmetrics: detections = MATCH + SWITCH rows; objects = MATCH + SWITCH + MISS rows
+    det = np.array([st.match + st.sw for st in states], dtype=np.float64)
+    out.detections += det
+    out.objects += out.misses + det
     return out
+
+
+_NONE = object()
 
 
 def final_metrics(c: MotCounts) -> dict[str, np.ndarray]:

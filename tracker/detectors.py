@@ -58,6 +58,9 @@ __all__ = [
     "GroundTruthDetector",
     "COCO_PERSON_CATEGORY_ID",
     "MMDET_PERSON_LABEL",
+    "DETECTORS",
+    "build_detector",
+    "torchvision_weights_file",
 ]
 
 COCO_PERSON_CATEGORY_ID = 1  # COCO category id / torchvision label of "person" (91-slot label space)
@@ -616,3 +619,19 @@ class GroundTruthDetector(PersonDetector):
             else:
                 out.append(Detections(boxes.copy(), np.ones(len(boxes), np.float32)))
         return out
+
+
+# kind -> detector class, for the command line / configs (each takes its own explicit arguments)
+DETECTORS: dict[str, type[PersonDetector]] = {
+    "torchvision": TorchvisionDetector,
+    "mmdet": MMDetDetector,
+    "precomputed": PrecomputedDetector,
+    "ground_truth": GroundTruthDetector,
+}
+
+
+def build_detector(kind: str, **kwargs: Any) -> PersonDetector:
+    """``build_detector("torchvision", model_name="fcos_resnet50_fpn", score_threshold=0.4)``."""
+    if kind not in DETECTORS:
+        raise DetectorError(f"unknown detector kind {kind!r}; choose from {sorted(DETECTORS)}")
+    return DETECTORS[kind](**kwargs)

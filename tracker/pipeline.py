@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torchvision.ops import nms
 
-from association.tracker import PoseAssociator, boxes_from_keypoints
+from association import PoseAssociator, boxes_from_keypoints
 from flow import warp_points
 
 from .record import ORIGIN_DETECTED, ORIGIN_PROPAGATED, PoseRecord

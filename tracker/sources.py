@@ -255,7 +255,7 @@ class CaptureSource(FrameSource):
         if self._cap is None:
             raise SourceError(f"{self.name} is closed")
         start = None
-        last_pos = -1.0
+        first_pos = last_pos = 0.0
         use_pos = True
         index = 0
         while self.max_frames is None or index < self.max_frames:
@@ -267,10 +267,13 @@ class CaptureSource(FrameSource):
             if start is None:
                 start = now
             pos = float(self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
-            if use_pos and index > 0 and not pos > last_pos:
+            if index == 0:
+                first_pos = pos
+            elif use_pos and not (np.isfinite(pos) and pos > last_pos):
                 use_pos = False  # the stream gives no usable positions: switch to wall-clock time
             last_pos = pos
-            timestamp = pos / 1000.0 if use_pos and index > 0 else now - start
+            # relative to the first frame: a stream joined mid-way still starts at 0
+            timestamp = (pos - first_pos) / 1000.0 if use_pos else now - start
             if image.ndim == 2:
                 image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
             elif image.shape[2] == 4:

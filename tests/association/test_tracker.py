@@ -1,13 +1,15 @@
 """PoseAssociator on synthetic sequences with known identities, and its bookkeeping rules.
 
-Scene: 5 articulated skeletons moving at different velocities in a 640x360 frame; persons 0 and 1 walk
-towards each other along nearly the same line and cross (person 2 passes the same spot at the same time),
-person 3 is hidden for frames 20-23 (4 frames, fewer than Q=5) and comes back. With exact poses and an
+Scene: 5 articulated skeletons moving at different velocities in a 640x360 frame; persons 0 and 1 run
+towards each other at 11 px/frame along nearly the same line (12 px apart) and cross around frame 25,
+where person 2 passes too; person 3 (5 px/frame) is hidden for frames 20-23 (4 frames, fewer than Q=5)
+and comes back. With exact poses and an
 exact motion model the ids must be perfect; with keypoint noise, dropped detections and a painted (coarse)
 flow field the id switches are measured and printed.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -16,7 +18,7 @@ from flow import warp_points
 
 K = 17
 WIDTH, HEIGHT = 640, 360
-NUM_FRAMES = 60
+NUM_FRAMES = 50
 HIDDEN = {3: range(20, 24)}  # person -> frames without any detection
 # COCO-17 skeleton around the mid-hip point, ~125 px tall: nose, eyes, ears, shoulders, elbows, wrists,
 # hips, knees, ankles (left/right alternate).
@@ -26,8 +28,8 @@ TEMPLATE = np.array([
 SWING = np.zeros((K, 2))
 SWING[[7, 9, 13, 15], 0] = [4, 8, 5, 9]  # left arm/leg swing one way
 SWING[[8, 10, 14, 16], 0] = [-4, -8, -5, -9]  # right arm/leg the other way
-STARTS = np.array([[80, 150], [560, 165], [320, 100], [120, 280], [600, 290]], float)
-VELOCITIES = np.array([[6, 0], [-6, 0], [0.5, 1.5], [3, -0.5], [-2, -0.8]], float)
+STARTS = np.array([[40, 150], [600, 162], [320, 100], [60, 280], [600, 290]], float)
+VELOCITIES = np.array([[11, 0], [-11, 0], [0.5, 1.5], [5, -0.5], [-2, -0.8]], float)
 
 
 def ground_truth() -> tuple[np.ndarray, np.ndarray]:
@@ -53,8 +55,10 @@ def exact_warp(prev_gt: np.ndarray, curr_gt: np.ndarray):
 
 def painted_flow(prev_gt: np.ndarray, curr_gt: np.ndarray, present: np.ndarray, rng, noise: float) -> np.ndarray:
     """A coarse dense flow (H, W, 2): each visible person's box filled with its mean displacement (nearer
-    persons, lower in the image, painted last), the static background 0, plus Gaussian noise."""
-    flow = rng.standard_normal((HEIGHT, WIDTH, 2), dtype=np.float32) * np.float32(noise)
+    persons, lower in the image, painted last; a hidden person is occluded by the static scene, so its
+    flow is 0), plus spatially smooth Gaussian noise (std ``noise`` px, correlated over ~8 px)."""
+    coarse = rng.standard_normal((HEIGHT // 8, WIDTH // 8, 2), dtype=np.float32) * np.float32(noise)
+    flow = cv2.resize(coarse, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)
     boxes = boxes_from_keypoints(prev_gt, None, 0.0, enlarge=0.15, image_size=(WIDTH, HEIGHT))
     for person in np.argsort(prev_gt[:, :, 1].max(1)):
         if not present[person]:
@@ -138,27 +142,31 @@ def test_crossing_needs_motion_compensation():
 
 
 def test_noise_and_dropped_detections_measured():
-    """Keypoint noise + 10% dropped detections + painted flow: measure switches (bound only for sanity)."""
-    gt, present = ground_truth()
-    observations = int(present.sum())
+    """Keypoint noise + 10% dropped detections + painted flow: measure switches (bound only for sanity).
+
+    Prints the switches per seed; asserts only that they stay under 5% of the person-frames and that the
+    flow-warped association beats association without motion compensation on the same data.
+    """
+    _, present = ground_truth()
+    seeds = range(5)
+    person_frames = int(present.sum()) * len(seeds)
     lines, totals = [], {}
-    for method in ("greedy", "hungarian"):
-        for noise_px in (2.0, 4.0):
-            for motion in ("flow", "none"):
-                switches = []
-                for seed in range(5):
-                    history = run_sequence(PoseAssociator(min_similarity=0.3, max_lost_frames=5, method=method),
-                                           np.random.default_rng(seed), noise_px=noise_px, drop=0.1,
-                                           motion=motion)
-                    own = count_id_switches(history)
-                    assert own == motmetrics_switches(history)
-                    switches.append(own)
-                totals[(method, noise_px, motion)] = sum(switches)
-                lines.append(f"{method:9s} noise {noise_px:.0f}px drop 10% motion={motion:4s}: id switches per "
-                             f"seed {switches} (total {sum(switches)} over {5 * observations} person-frames)")
+    configs = [("greedy", 2.0, "flow"), ("greedy", 4.0, "flow"), ("hungarian", 4.0, "flow"),
+               ("greedy", 4.0, "none"), ("greedy", 4.0, "exact")]
+    for method, noise_px, motion in configs:
+        switches = []
+        for seed in seeds:
+            history = run_sequence(PoseAssociator(min_similarity=0.3, max_lost_frames=5, method=method),
+                                   np.random.default_rng(seed), noise_px=noise_px, drop=0.1, motion=motion)
+            switches.append(count_id_switches(history))
+            if seed == 0:  # our count is the MOT definition
+                assert switches[-1] == motmetrics_switches(history)
+        totals[(method, noise_px, motion)] = sum(switches)
+        lines.append(f"{method:9s} noise {noise_px:.0f}px drop 10% motion={motion:5s}: id switches per seed "
+                     f"{switches} (total {sum(switches)} over {person_frames} person-frames)")
     print("\n" + "\n".join(lines))
-    for (method, noise_px, motion), total in totals.items():
-        assert total <= 0.05 * 5 * observations, (method, noise_px, motion, total)
+    assert all(total <= 0.05 * person_frames for total in totals.values()), totals
+    assert totals[("greedy", 4.0, "flow")] < totals[("greedy", 4.0, "none")]
 
 
 def test_ids_are_owned_per_instance_and_never_reused():

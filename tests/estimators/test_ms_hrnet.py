@@ -84,7 +84,7 @@ def test_cross_stage_aggregation_adds_stage1_outputs_into_stage2():
         refine.stage3.register_forward_hook(lambda m, i, o: seen.__setitem__("s3_refine", o)),
         refine.stage4.register_forward_pre_hook(lambda m, i: seen.__setitem__("s4_refine_in", i[0])),
         refine.layer1.register_forward_pre_hook(lambda m, i: seen.__setitem__("l1_refine_in", i[0])),
-        first.final_layer.register_forward_pre_hook(lambda m, i: seen.__setitem__("feat_first", i[0])),
+        first.stage4.register_forward_hook(lambda m, i, o: seen.__setitem__("feat_first", o[0])),
     ]
     with torch.no_grad():
         model(torch.randn(1, 3, 64, 64))
@@ -109,8 +109,8 @@ def test_init_from_a_saved_hrnet_file_reproduces_stage1(tmp_path):
         expected = hrnet(x)
         got = model(x, return_all=True)[0][0]
     assert torch.equal(got, expected)
-    for k, v in hrnet.state_dict().items():
-        assert torch.equal(model.stages[0].state_dict()[k], v)
+    loaded = model.stages[0].state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in hrnet.state_dict().items())
 
 
 def test_init_refine_stage_copies_what_fits():
@@ -118,9 +118,11 @@ def test_init_refine_stage_copies_what_fits():
     model = MultiStageHRNet(num_keypoints=4, width=8)
     report = init_from_hrnet(model, hrnet.state_dict(), refine_stage=True)
     assert report.stage2_kept == ["layer1.0.conv1.weight", "layer1.0.downsample.0.weight"]
-    refine = model.stages[1].state_dict()
-    for k in report.stage2_copied:
-        assert torch.equal(refine[k], hrnet.state_dict()[k])
+    refine, source = model.stages[1].state_dict(), hrnet.state_dict()
+    stem = [k for k in source if k.split(".")[0] in ("conv1", "bn1", "conv2", "bn2")]
+    assert len(stem) == 12
+    assert sorted(report.stage2_copied) == sorted(set(source) - set(stem) - set(report.stage2_kept))
+    assert all(torch.equal(refine[k], source[k]) for k in report.stage2_copied)
 
 
 def test_init_from_hrnet_mmpose_source():

@@ -139,3 +139,19 @@ def test_bad_frames_are_rejected():
     with pytest.raises(FlowInputError, match="curr: shape"):
         backend.compute(good, np.zeros((32, 40, 3), np.uint8))
     assert issubclass(FlowInputError, ValueError)
+
+
+def test_warp_points_through_real_flow(frames):
+    """Corners of a real frame moved through the DIS field land where the known shift puts them."""
+    from flow import warp_points
+
+    prev = frames[0]
+    gray = cv2.cvtColor(prev, cv2.COLOR_BGR2GRAY)
+    corners = cv2.goodFeaturesToTrack(gray, maxCorners=60, qualityLevel=0.05, minDistance=10)[:, 0]
+    inside = ((corners > MARGIN) & (corners < np.array([prev.shape[1], prev.shape[0]]) - MARGIN)).all(1)
+    corners = corners[inside].astype(np.float32)
+    flow = DISFlow(preset="medium").compute(prev, _shift(prev, 4.5, -1.5))
+    moved = warp_points(corners, flow)
+    error = np.linalg.norm(moved - (corners + np.float32([4.5, -1.5])), axis=1)
+    print(f"{len(corners)} corners: warp error median {np.median(error):.3f} px")
+    assert len(corners) >= 10 and np.median(error) < 0.5

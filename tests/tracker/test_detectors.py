@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from tracker.detectors import (
     Detections,
     DetectorError,
     GroundTruthDetector,
+    build_detector,
     MMDetDetector,
     PrecomputedDetector,
     TorchvisionDetector,
@@ -83,25 +83,33 @@ def test_detections_validate_shapes():
 
 # ------------------------------------------------------------------------------------------- torchvision
 
-def test_torchvision_detector_with_a_real_weights_file(tmp_path, clip_frames):
+@pytest.fixture(scope="module")
+def ssdlite_weights(tmp_path_factory) -> tuple[Path, dict]:
+    """A real state-dict file of a randomly initialised torchvision SSDlite (the fastest of the four)."""
     import torchvision
 
     torch.manual_seed(0)
-    name = "ssdlite320_mobilenet_v3_large"  # the fast one; the others share the code path
-    model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=91)
+    model = torchvision.models.get_model("ssdlite320_mobilenet_v3_large", weights=None, weights_backbone=None,
+                                         num_classes=91)
     # Random weights rarely say "person": raise the person logit of every anchor (91 labels per anchor
     # in each final classification conv) so the file yields person boxes among the other classes.
     with torch.no_grad():
         for key, value in model.state_dict().items():
             if key.startswith("head.classification_head") and key.endswith("1.bias") and value.numel() % 91 == 0:
                 value.view(-1, 91)[:, 1] += 2.0
-    path = tmp_path / "ssdlite_random.pth"
-    torch.save(model.state_dict(), path)
+    path = tmp_path_factory.mktemp("weights") / "ssdlite_random.pth"
+    state = model.state_dict()
+    torch.save(state, path)
+    return path, state
 
+
+def test_torchvision_detector_with_a_real_weights_file(ssdlite_weights, clip_frames):
+    path, state = ssdlite_weights
+    name = "ssdlite320_mobilenet_v3_large"  # the others share the code path, only slower
     det = TorchvisionDetector(name, weights_path=path, score_threshold=0.0, batch_size=2, nms_iou=0.5,
                               max_detections=50)
     for key, value in det.model.state_dict().items():  # the file's weights are the ones in use
-        torch.testing.assert_close(value, model.state_dict()[key])
+        torch.testing.assert_close(value, state[key])
     out = det.detect(clip_frames[:2])
     assert len(out) == 2
     for d, f in zip(out, clip_frames[:2]):
@@ -121,12 +129,8 @@ def test_torchvision_detector_with_a_real_weights_file(tmp_path, clip_frames):
     np.testing.assert_allclose(out[0].boxes, ref.boxes, atol=1e-3)
 
 
-def test_torchvision_weights_mismatch_and_missing(tmp_path, monkeypatch):
-    import torchvision
-
-    model = torchvision.models.get_model("ssdlite320_mobilenet_v3_large", weights=None, weights_backbone=None,
-                                         num_classes=91)
-    state = model.state_dict()
+def test_torchvision_weights_mismatch_and_missing(ssdlite_weights, tmp_path, monkeypatch):
+    state = dict(ssdlite_weights[1])
     state.pop(next(iter(state)))
     bad = tmp_path / "incomplete.pth"
     torch.save(state, bad)
@@ -233,7 +237,6 @@ def test_precomputed_validation_names_file_item_field(testdata, tmp_path, index,
     with pytest.raises(DetectionFileError) as info:
         PrecomputedDetector(bad)
     assert "bad_dets.json" in str(info.value) and message in str(info.value)
-    assert not math.isnan(0.0)  # keep flake happy about the import when params change
 
 
 def test_precomputed_missing_file(tmp_path):
@@ -277,6 +280,13 @@ def test_ground_truth_keypoint_extent_when_no_bbox(testdata, tmp_path):
         assert np.all(box[:2] <= lo) and np.all(box[2:] >= hi)  # contains every labelled keypoint
         np.testing.assert_allclose(box[2:] - box[:2], (hi - lo) * 1.15, rtol=1e-5)
         np.testing.assert_allclose((box[2:] + box[:2]) / 2, (hi + lo) / 2, rtol=1e-5)
+
+
+def test_build_detector_by_kind(testdata):
+    ann_path = testdata / "posetrack18" / "annotations" / "val" / "003418_mpii_test.json"
+    assert isinstance(build_detector("ground_truth", annotation_path=ann_path), GroundTruthDetector)
+    with pytest.raises(DetectorError, match="unknown detector kind"):
+        build_detector("magic")
 
 
 def test_ground_truth_matching_by_order_and_unknown_frames(testdata):

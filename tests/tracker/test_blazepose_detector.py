@@ -1,0 +1,163 @@
+"""The tiled multi-person BlazePose detector: anchors, weighted NMS, views, and the real model on real images."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
+
+from estimators import weights as W
+from tracker import blazepose_detector as bd
+
+# The three players of the real clip per frame, xyxy image px, placed by eye from the frames (white #3 on
+# the left, the blue player falling, the player lying under him). Same table as benchmarks/blazepose.py.
+CLIP_PLAYERS = [
+    [[360, 275, 565, 580], [605, 260, 800, 440], [600, 400, 850, 525]],
+    [[365, 275, 550, 580], [615, 270, 815, 460], [615, 440, 820, 530]],
+    [[365, 280, 545, 585], [625, 275, 870, 490], [610, 445, 790, 530]],
+    [[380, 280, 540, 590], [615, 280, 870, 490], [605, 450, 775, 535]],
+    [[360, 285, 525, 590], [590, 280, 810, 470], [550, 440, 820, 540]],
+]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None] - inter)
+
+
+# ---------------------------------------------------------------------------------------------- pure parts
+def test_anchors_layout():
+    a = bd.ssd_anchors()
+    assert a.shape == (bd.NUM_ANCHORS, 2)
+    assert bd.anchor_group_sizes() == (1568, 392, 294)
+    np.testing.assert_allclose(a[0], a[1])  # two anchors per stride-8 cell
+    np.testing.assert_allclose(a[0], [0.5 / 28, 0.5 / 28])
+    np.testing.assert_allclose(a[2], [1.5 / 28, 0.5 / 28])  # x runs fastest
+    np.testing.assert_allclose(a[1568], [0.5 / 14, 0.5 / 14])
+    np.testing.assert_allclose(a[1960:1966], np.full((6, 2), 0.5 / 7))  # 3 merged stride-32 layers x 2
+    assert a.min() > 0 and a.max() < 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 100), st.floats(0, 100), st.floats(1, 40), st.floats(0.01, 1)),
+                min_size=1, max_size=30))
+def test_weighted_nms_partitions_and_suppresses(rows):
+    arr = np.array(rows, np.float64)
+    boxes = np.stack([arr[:, 0], arr[:, 1], arr[:, 0] + arr[:, 2], arr[:, 1] + arr[:, 2]], 1)
+    scores = arr[:, 3]
+    clusters = bd.weighted_nms(boxes, scores, 0.3)
+    flat = np.concatenate(clusters)
+    assert sorted(flat.tolist()) == list(range(len(rows)))  # every detection in exactly one cluster
+    heads = np.array([c[0] for c in clusters])
+    assert all(scores[c[0]] == scores[c].max() for c in clusters)
+    assert np.all(np.diff(scores[heads]) <= 0)  # best first
+    iou = _iou(boxes, boxes)
+    for c in clusters:
+        assert np.all(iou[c[0], c[1:]] > 0.3)
+    # a later head never overlaps an earlier head by more than the threshold
+    for i in range(len(heads)):
+        for j in range(i + 1, len(heads)):
+            assert iou[heads[i], heads[j]] <= 0.3
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=st.integers(64, 2000), h=st.integers(64, 2000), s=st.floats(0.3, 1.0), ov=st.floats(0.0, 0.6))
+def test_views_cover_the_frame(w, h, s, ov):
+    v = bd.view_squares(w, h, (s,), ov, full_frame=True)
+    assert v.sizes[0] == max(w, h) and tuple(v.centers[0]) == (w / 2, h / 2)
+    tiles = v[1:]
+    if len(tiles):
+        lo = tiles.centers - tiles.sizes[:, None] / 2
+        hi = tiles.centers + tiles.sizes[:, None] / 2
+        short = min(w, h)
+        assert lo[:, 0].min() <= 1e-3 and lo[:, 1].min() <= 1e-3
+        if s * short < w:
+            assert hi[:, 0].max() >= w - 1e-3
+        if s * short < h:
+            assert hi[:, 1].max() >= h - 1e-3
+        assert np.all(tiles.rotations == 0)
+
+
+# ---------------------------------------------------------------------------------------------- real model
+@pytest.fixture(scope="module")
+def detector():
+    try:
+        W.blazepose_paths()
+    except W.WeightsError as exc:
+        pytest.skip(f"BlazePose weights not in the cache ({exc}); run `posetrack weights fetch`")
+    return bd.BlazePoseDetector(num_threads=2)
+
+
+@pytest.fixture(scope="module")
+def clip(testdata):
+    folder = testdata / "posetrack18" / "videos" / "000001_mpiinew_test"
+    return [cv2.imread(str(folder / f"{i:06d}.jpg")) for i in range(len(CLIP_PLAYERS))]
+
+
+def test_keypoints_on_a_real_coco_person(detector, testdata):
+    ann = json.loads((testdata / "coco" / "test_coco.json").read_text())["annotations"]
+    kps = np.array(next(a for a in ann if a["image_id"] == 785)["keypoints"], np.float32).reshape(17, 3)
+    img = cv2.imread(str(testdata / "coco" / "000000000785.jpg"))
+    for det in (detector, bd.BlazePoseDetector(tiles=False)):  # tiled, and MediaPipe's single pass
+        people = det.detect_rois(img)
+        assert len(people) >= 1
+        kp = people.keypoints[0]
+        # kp0 = mid-hip, kp2 = mid-shoulder (measured 16 px / 10 px on this ~350 px tall person)
+        assert np.hypot(*(kp[0] - kps[[11, 12], :2].mean(0))) < 30
+        assert np.hypot(*(kp[2] - kps[[5, 6], :2].mean(0))) < 30
+        roi = people.rois[0:1]
+        assert abs(roi.rotations[0]) < 0.5 and 250 < roi.sizes[0] < 800
+        np.testing.assert_allclose(roi.centers[0], kp[0])
+
+
+def test_batched_views_equal_single_view_runs(detector, clip):
+    """The detector's batched output is group-major; the un-batching must give the batch-1 numbers."""
+    img = clip[0]
+    views = detector.views(img.shape[1], img.shape[0])
+    assert len(views) > 1
+    scores, kps, v_idx = detector.raw_detections(img)
+    single = bd.BlazePoseDetector(tiles=False, score_threshold=detector.score_threshold)
+    for j in range(len(views)):
+        sub = bd.crop_rois(img, views[j:j + 1], bd.DETECTOR_INPUT_SIZE, cv2.BORDER_CONSTANT)[0]
+        # a view cut out as its own square image is exactly the full-frame pass of that image
+        s1, k1, _ = single.raw_detections(sub)
+        k1 = (k1 / bd.DETECTOR_INPUT_SIZE - 0.5) * views.sizes[j] + views.centers[j]
+        mine = v_idx == j
+        keep = detector._not_truncated(k1, views, np.full(len(s1), j), img.shape[1], img.shape[0])
+        np.testing.assert_allclose(np.sort(scores[mine]), np.sort(s1[keep]), atol=1e-4)
+
+
+def test_recall_on_the_real_clip(detector, clip):
+    """At least 2 of the 3 players get their own detection in every frame (one-to-one, IoU >= 0.1)."""
+    found = []
+    for img, players in zip(clip, CLIP_PLAYERS):
+        people = detector.detect_rois(img)
+        assert people.boxes.dtype == np.float32 and people.boxes.shape == (len(people), 4)
+        assert np.all(people.boxes[:, 2:] > people.boxes[:, :2])
+        m = _iou(np.array(players, np.float64), people.boxes.astype(np.float64))
+        r, c = linear_sum_assignment(-m)
+        found.append(int((m[r, c] >= 0.1).sum()))
+    assert min(found) >= 2, found
+    single = bd.BlazePoseDetector(tiles=False, score_threshold=0.5)
+    assert all(len(single.detect_rois(img)) == 1 for img in clip[:2])  # the model alone: one person
+
+
+def test_detect_frames_interface(detector, clip):
+    frames = [SimpleNamespace(index=i, timestamp=i / 25, image=img, name=f"{i:06d}.jpg") for i, img in enumerate(clip[:2])]
+    dets = detector.detect(frames)
+    assert len(dets) == 2
+    for d in dets:
+        assert d.boxes.dtype == np.float32 and d.boxes.shape[1] == 4 and d.scores.shape == (len(d.boxes),)
+        assert np.all(np.diff(d.scores) <= 0) and np.all((d.scores >= detector.score_threshold) & (d.scores <= 1))
+    with pytest.raises(ValueError, match="uint8"):
+        detector.detect_rois(clip[0].astype(np.float32))
+    blank = np.zeros((240, 320, 3), np.uint8)
+    assert len(detector.detect_rois(blank)) == 0
