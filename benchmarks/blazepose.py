@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from estimators.blazepose import POSE_FLAG_THRESHOLD, BlazePoseEstimator  # noqa: E402
 from tracker.blazepose_detector import BlazePoseDetector  # noqa: E402
 
-DEFAULT_DATA = Path(os.environ.get("POSETRACK_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "mmpose_testdata"
+_SHARED = Path(os.environ.get("POSETRACK_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+DEFAULT_DATA = _SHARED / "data" / "mmpose_testdata"
 CLIP = "posetrack18/videos/000001_mpiinew_test"
 # The three players of the clip, per frame, xyxy image pixels: hand-placed from the frames (white #3 on the
 # left; the blue player falling; the player lying under him). A 4th (the keeper) is partly visible at the
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     res["ms_detector_tiled_per_frame_1280x720"] = median_ms(det.detect_rois, frames)
     res["detector_views_1280x720"] = len(det.views(1280, 720))
     res["ms_detector_single_per_frame_1280x720"] = median_ms(single.detect_rois, frames)
+    res["ratio_tiled_vs_single_detector"] = (res["ms_detector_tiled_per_frame_1280x720"]
+                                             / res["ms_detector_single_per_frame_1280x720"])
     one = np.array([[360, 275, 565, 580]], np.float32)
     three = np.array(CLIP_PLAYERS[0], np.float32)
     res["ms_landmarks_1_person"] = median_ms(lambda im: est.estimate_full(im, one), frames)

@@ -33,7 +33,7 @@ from typing import Any, Iterable
 
 import torch
 import torch.nn as nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 PRECISIONS = ("fp32", "bf16")
 DEFAULT_BATCH_SIZES = (1, 8, 32)
@@ -72,7 +72,7 @@ def _accepts_return_all(model: nn.Module) -> bool:
 
 
 def find_conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, str]]:
-    """Names ``(conv, bn)`` of every BatchNorm that can be folded into the convolution feeding it.
+    """Names ``(conv, bn)`` of every BatchNorm that can be folded into the convolution (or Linear) feeding it.
 
     Args:
         model: an ``nn.Module`` in eval mode (not modified; hooks are removed, ``requires_grad`` restored).
@@ -86,7 +86,9 @@ def find_conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[st
     named = dict(model.named_modules())
     conv_names = {
         m: n for n, m in named.items()
-        if (isinstance(m, _CONVS) or (isinstance(m, _TRANSPOSED) and m.groups == 1))
+        # Grouped transposed convs are left alone (their weight is (C_in, C_out/groups, ...), which the
+        # library fold does not reshape per group); Linear only feeding a BN1d on (B, C) features.
+        if isinstance(m, _CONVS + (nn.Linear,)) or (isinstance(m, _TRANSPOSED) and m.groups == 1)
     }
     bn_names = {m: n for n, m in named.items() if isinstance(m, _BNS) and m.running_mean is not None}
     conv_out: dict[str, list[tuple[torch.Tensor, int]]] = {}
@@ -94,8 +96,11 @@ def find_conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[st
     bn_node: dict[str, Any] = {}
 
     conv_node: dict[str, Any] = {}
+    unfoldable: set[str] = set()
 
     def conv_hook(module, inputs, output):
+        if isinstance(module, nn.Linear) and output.dim() != 2:
+            unfoldable.add(conv_names[module])  # BatchNorm1d on (B, L, C) normalises L, not the features
         conv_out.setdefault(conv_names[module], []).append((output, output._version))
         conv_node[conv_names[module]] = output.grad_fn
 
@@ -137,7 +142,9 @@ def find_conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[st
                 consumers.setdefault(nxt, []).append(node)
                 stack.append(nxt)
 
-    by_tensor = {id(calls[0][0]): name for name, calls in conv_out.items() if len(calls) == 1}
+    by_tensor = {
+        id(calls[0][0]): name for name, calls in conv_out.items() if len(calls) == 1 and name not in unfoldable
+    }
     pairs = []
     for bn_name, calls in bn_in.items():
         if len(calls) != 1:
@@ -169,7 +176,10 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> list[tuple[str, s
     for conv_name, bn_name in pairs:
         conv = model.get_submodule(conv_name)
         bn = model.get_submodule(bn_name)
-        fused = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, _TRANSPOSED))
+        if isinstance(conv, nn.Linear):
+            fused = fuse_linear_bn_eval(conv, bn)
+        else:
+            fused = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, _TRANSPOSED))
         model.set_submodule(conv_name, fused)
         model.set_submodule(bn_name, nn.Identity())
     return pairs
@@ -185,6 +195,7 @@ class FastForward:
     ``compiled``, ``batch_sizes`` (padding buckets when compiled), ``folded_pairs`` (list of (conv, bn)
     names), ``compile_seconds`` (dict ``(batch, H, W) -> seconds`` of each one-off compilation), and the
     estimator contract attributes ``family``, ``arch``, ``num_keypoints`` when the model has them.
+    ``pad_batches`` (default: ``compiled``) zero-pads every batch to a size in ``batch_sizes``.
     Output heatmaps are plain contiguous float32 (NCHW) whatever the internal layout and precision.
     """
 
@@ -198,6 +209,7 @@ class FastForward:
         folded_pairs: list[tuple[str, str]],
         channels_last: bool,
         source: nn.Module,
+        pad_batches: bool | None = None,
     ) -> None:
         self.module = module
         self.precision = precision
@@ -205,7 +217,9 @@ class FastForward:
         self.batch_sizes = batch_sizes
         self.folded_pairs = folded_pairs
         self.channels_last = channels_last
+        self.pad_batches = compiled if pad_batches is None else bool(pad_batches)
         self.compile_seconds: dict[tuple[int, ...], float] = {}
+        self.shapes_run: set[tuple[int, ...]] = set()  # input shapes the prepared module has been called with
         self._dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self._runner = (
             torch.compile(module, dynamic=False, options={"freezing": True}) if compiled else module
@@ -220,6 +234,7 @@ class FastForward:
             x = x.contiguous(memory_format=torch.channels_last)
         key = tuple(x.shape)
         first = self.compiled and key not in self.compile_seconds
+        self.shapes_run.add(key)
         t0 = time.perf_counter()
         out = self._runner(x)
         if first:
@@ -244,7 +259,7 @@ class FastForward:
         with torch.inference_mode():
             if n == 0:
                 return self._run(x[:1].new_zeros((1,) + tuple(x.shape[1:])))[:0]
-            if not self.compiled:
+            if not self.pad_batches:
                 return self._run(x)
             # Pad to a fixed batch size (zeros; BN is folded and every op is per-sample, so padding rows do
             # not influence the real ones) so that the compiled graph is reused instead of recompiled.
@@ -279,6 +294,7 @@ def optimize_for_inference(
     channels_last: bool = True,
     fold_bn: bool = True,
     batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES,
+    pad_batches: bool | None = None,
 ) -> FastForward:
     """Prepare a deep copy of ``model`` for fast CPU inference (the argument is left untouched).
 
@@ -293,7 +309,8 @@ def optimize_for_inference(
             accepts gives the same pairs; smaller is faster.
         channels_last: use NHWC weights/activations.
         fold_bn: fold BatchNorm into the preceding convolutions.
-        batch_sizes: increasing batch sizes the compiled path pads to (ignored without ``compile``).
+        batch_sizes: increasing batch sizes the compiled path pads to.
+        pad_batches: pad batches to ``batch_sizes`` (default: only when compiled).
     """
     if precision not in PRECISIONS:
         raise OptimizeOptionError(f"optimize_for_inference: precision must be one of {PRECISIONS}, got {precision!r}")
@@ -338,6 +355,7 @@ def optimize_for_inference(
         folded_pairs=pairs,
         channels_last=channels_last,
         source=model,
+        pad_batches=pad_batches,
     )
 
 

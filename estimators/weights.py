@@ -107,10 +107,12 @@ def list_weights(dir: str | os.PathLike | None = None) -> list[WeightStatus]:
     out = []
     for spec in BLAZEPOSE_FILES:
         path = root / spec.name
-        status = check_file(path, spec)
-        present = status != "missing"
-        out.append(WeightStatus(spec.name, path, status, path.stat().st_size if present else None,
-                                sha256_file(path) if present else None, spec.sha256))
+        if not path.is_file():
+            out.append(WeightStatus(spec.name, path, "missing", None, None, spec.sha256))
+            continue
+        size, digest = path.stat().st_size, sha256_file(path)
+        status = "bad-size" if size != spec.size else ("ok" if digest == spec.sha256 else "bad-hash")
+        out.append(WeightStatus(spec.name, path, status, size, digest, spec.sha256))
     return out
 
 
@@ -121,8 +123,8 @@ def blazepose_paths(dir: str | os.PathLike | None = None, verify: bool = True) -
     for spec in BLAZEPOSE_FILES:
         path = root / spec.name
         if not path.is_file():
-            raise WeightsMissingError(f"{path}: BlazePose weight file {spec.name!r} is missing; {_HOW_TO_FETCH}"
-                                      + (f" --dir {root}" if dir is not None else ""))
+            how = f"run `posetrack weights fetch --dir {root}`" if dir is not None else _HOW_TO_FETCH
+            raise WeightsMissingError(f"{path}: BlazePose weight file {spec.name!r} is missing; {how}")
         if verify:
             status = check_file(path, spec)
             if status != "ok":

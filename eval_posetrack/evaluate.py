@@ -251,6 +251,14 @@ def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, ap: bool = 
     pairs = load_pairs(gt_dir, pred_dir)
     if track:
         for gt, _ in pairs:
+            for fi, f in enumerate(gt.frames):
+                if len(np.unique(f.track_ids)) != f.num_persons:
+                    vals, cnt = np.unique(f.track_ids, return_counts=True)
+                    dup = int(vals[cnt > 1][0])
+                    raise PoseTrackEvalError(
+                        f"{gt.path}, frame {fi}, person {int(np.nonzero(f.track_ids == dup)[0][1])}, field "
+                        f"'track_id': duplicate ground-truth track id {dup} in one frame (motmetrics, used by "
+                        f"the official tracking evaluation, fails or mis-counts on it)")
             n_lab = sum(1 for f in gt.frames if f.labeled)
             if n_lab == 1:
                 raise PoseTrackEvalError(

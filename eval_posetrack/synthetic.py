@@ -23,10 +23,11 @@ def make_workload(out_dir: str | os.PathLike, n_seq: int = 50, n_frames: int = 1
                   seed: int = 0, jitter: float = 0.25, p_switch: float = 0.01, p_fp: float = 0.05,
                   p_miss: float = 0.05, p_joint_missing: float = 0.1, p_unlabeled: float = 0.1,
                   p_ignore: float = 0.2, fmt_pred: str = "2018", fmt_gt: str = "2018",
-                  integer_coords: bool = False) -> tuple[Path, Path]:
+                  integer_coords: bool = False, spread: float = 1.0) -> tuple[Path, Path]:
     """Write ``out_dir/gt`` and ``out_dir/pred`` (one file per sequence); returns both folders.
 
     Distances are in head-size units (``jitter`` = std of the prediction noise). Scores are distinct.
+    ``spread`` < 1 packs people into a smaller area (crowds: overlapping candidates, id confusions).
     """
     rng = np.random.default_rng(seed)
     gt_dir, pr_dir = Path(out_dir) / "gt", Path(out_dir) / "pred"
@@ -37,7 +38,7 @@ def make_workload(out_dir: str | os.PathLike, n_seq: int = 50, n_frames: int = 1
     for s in range(n_seq):
         video = f"{10000 + s:06d}_mpii_test"
         head = rng.uniform(20, 50, n_people)
-        pos = rng.uniform([100, 100], [1700, 700], (n_people, 2))
+        pos = 400 + rng.uniform([0, 0], [1300 * spread, 600 * spread], (n_people, 2))
         vel = rng.normal(0, 3, (n_people, 2))
         pid = np.arange(n_people) + 100 * (s % 7)  # prediction ids (own namespace)
         gframes, pframes = [], []
@@ -51,7 +52,7 @@ def make_workload(out_dir: str | os.PathLike, n_seq: int = 50, n_frames: int = 1
                            pos[:, 1] - head * 0.2], axis=1)
             # head size = 0.6 * diag(head box)
             hs = 0.6 * np.hypot(hb[:, 2] - hb[:, 0], hb[:, 3] - hb[:, 1])
-            labeled = rng.random() > p_unlabeled
+            labeled = t < 2 or rng.random() > p_unlabeled  # >= 2 labeled frames (tracking needs them)
             polys = ()
             if labeled and rng.random() < p_ignore:
                 c = rng.uniform([100, 100], [1700, 700])

@@ -167,18 +167,21 @@ class BlazePoseDetector:
     overlap: minimum overlap between neighbouring tiles (fraction of the side). score_threshold: on the
     sigmoid score of each raw detection; MediaPipe uses 0.5 on its single full-frame pass, we default to 0.4
     because on tiles that hold two overlapping people the model's best score drops to 0.4-0.5 (measured on
-    the PoseTrack clip; COCO AP on the 4 test images also rose, 0.485 -> 0.508). nms_threshold: IoU of the weighted NMS.
-    box_mode: the person box returned by ``detect`` - "body" = the square around the body circle
-    (centre kp0, radius |kp1 - kp0|) or "roi" = the axis-aligned box around the rotated landmark ROI.
+    the PoseTrack clip; COCO AP on the 4 test images also rose, 0.485 -> 0.508). nms_threshold: IoU of the
+    weighted NMS. box_mode: the person box returned by ``detect`` - "body" = the square around the body
+    circle (centre kp0, radius |kp1 - kp0|) or "roi" = the axis-aligned box around the rotated landmark ROI.
     truncation_margin: tile detections whose body circle, radius scaled by this, crosses a tile edge that is
-    not an image edge are dropped (0 disables). min_size: people whose body radius is below this many pixels are dropped.
+    not an image edge are dropped (0 disables). min_size: people whose body radius is below this many pixels
+    are dropped. batch_views: run all views in one interpreter call (input resized to V) instead of a loop of
+    batch-1 calls; the numbers are the same either way.
     """
 
-    def __init__(self, detector_path: str | os.PathLike | None = None, *, weights_dir: str | os.PathLike | None = None,
+    def __init__(self, detector_path: str | os.PathLike | None = None, *,
+                 weights_dir: str | os.PathLike | None = None,
                  tiles: bool = True, scales: Sequence[float] = (1.0, 0.6), overlap: float = 0.3,
                  full_frame: bool = True, score_threshold: float = 0.4, nms_threshold: float = NMS_IOU,
-                 truncation_margin: float = 0.8, box_mode: str = "body", min_size: float = 8.0, num_threads: int = 2,
-                 verify_weights: bool = True) -> None:
+                 truncation_margin: float = 0.8, box_mode: str = "body", min_size: float = 8.0,
+                 num_threads: int = 2, batch_views: bool = True, verify_weights: bool = True) -> None:
         if detector_path is None:
             from estimators.weights import blazepose_paths  # noqa: PLC0415
 
@@ -203,6 +206,7 @@ class BlazePoseDetector:
         self.min_size = float(min_size)
         self.truncation_margin = float(truncation_margin)
         self.num_threads = int(num_threads)
+        self.batch_views = bool(batch_views)
         self.anchors = ssd_anchors()
         self.group_sizes = anchor_group_sizes()
         self._interpreters: dict[int, tuple] = {}  # batch size -> (interpreter, input index, regressors, scores)
@@ -264,11 +268,21 @@ class BlazePoseDetector:
         views = self.views(w, h)
         crops = crop_rois(image, views, DETECTOR_INPUT_SIZE, cv2.BORDER_CONSTANT)  # black letterbox/padding
         x = crops[..., ::-1].astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)  # RGB in [-1, 1]
-        it, inp, reg_i, score_i = self._get_interpreter(len(views))
-        it.set_tensor(inp, np.ascontiguousarray(x))
-        it.invoke()
-        reg = self._unbatch(it.get_tensor(reg_i), len(views))  # (V, 2254, 12) input px relative to the anchor
-        logit = self._unbatch(it.get_tensor(score_i), len(views))[..., 0]  # (V, 2254)
+        if self.batch_views:
+            it, inp, reg_i, score_i = self._get_interpreter(len(views))
+            it.set_tensor(inp, np.ascontiguousarray(x))
+            it.invoke()
+            reg = self._unbatch(it.get_tensor(reg_i), len(views))  # (V, 2254, 12) input px rel. to the anchor
+            logit = self._unbatch(it.get_tensor(score_i), len(views))[..., 0]  # (V, 2254)
+        else:
+            it, inp, reg_i, score_i = self._get_interpreter(1)
+            reg = np.empty((len(views), NUM_ANCHORS, 12), np.float32)
+            logit = np.empty((len(views), NUM_ANCHORS), np.float32)
+            for j in range(len(views)):
+                it.set_tensor(inp, np.ascontiguousarray(x[j:j + 1]))
+                it.invoke()
+                reg[j] = it.get_tensor(reg_i)[0]
+                logit[j] = it.get_tensor(score_i)[0, :, 0]
         score = sigmoid(logit)
         v_idx, a_idx = np.nonzero(score >= self.score_threshold)
         kp = reg[v_idx, a_idx, 4:12].reshape(-1, 4, 2) / DETECTOR_INPUT_SIZE + self.anchors[a_idx][:, None, :]

@@ -25,8 +25,8 @@ def test_crop_matrix_matches_projection(cx, cy, side, rot, u, v):
     """The warp used to crop (pixel indices) and the map used to project landmarks back agree everywhere."""
     rois = bp.Rois([[cx, cy]], [side], [rot])
     m = bp.crop_matrices(rois, 256)[0]
-    via_matrix = m @ np.array([u, v, 1.0]) + 0.5  # index -> continuous
-    via_projection = bp.crop_to_image(np.array([[[u + 0.5, v + 0.5]]]), rois, 256)[0, 0]
+    via_matrix = m @ np.array([u, v, 1.0])
+    via_projection = bp.crop_to_image(np.array([[[u, v]]]), rois, 256)[0, 0]
     np.testing.assert_allclose(via_matrix, via_projection, atol=1e-3 * max(1.0, side / 100))
 
 
@@ -62,8 +62,8 @@ def test_crop_puts_image_content_where_the_projection_says():
     rois = bp.Rois([[200.0, 150.0]], [160.0], [0.3])
     crop = bp.crop_rois(img, rois, 256)[0, :, :, 0].astype(float)
     ys, xs = np.nonzero(crop > 128)
-    back = bp.crop_to_image(np.array([[[xs.mean() + 0.5, ys.mean() + 0.5]]]), rois, 256)[0, 0]
-    np.testing.assert_allclose(back, [250.5, 120.5], atol=1.0)
+    back = bp.crop_to_image(np.array([[[xs.mean(), ys.mean()]]]), rois, 256)[0, 0]
+    np.testing.assert_allclose(back, [250, 120], atol=1.0)
 
 
 def test_heatmap_refinement():

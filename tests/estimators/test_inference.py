@@ -214,11 +214,12 @@ def test_mirrored_input_gives_mirrored_keypoints(family, bx, by, half):
 
 # ------------------------------------------------------------------------------------------ frames & scores
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.floats(8, 56), st.floats(8, 88)), min_size=17, max_size=17),
+@given(st.lists(st.tuples(st.floats(8, 51.9), st.floats(8, 83.9)), min_size=17, max_size=17),
        st.floats(-30, 300), st.floats(-30, 200), st.floats(30, 150))
 def test_decoded_keypoints_land_where_the_heatmaps_say_in_image_pixels(kps, x0, y0, bw):
     """HRNet family: a target made at input px p decodes to heatmap cell mu = int(p/4 + 0.5) and maps to
-    image px inverse_affine(4 * mu). MSPN family: cell centre 4*cell + 2 (+- 1 px quarter step)."""
+    image px inverse_affine(4 * mu). MSPN family: cell centre 4*cell + 2 (+- 1 px quarter step). Keypoints
+    stay >= 2 cells from the heatmap border, where the reflect-101 blur would move the MSPN maximum."""
     kp = np.array(kps)
     box = np.array([[x0, y0, x0 + bw, y0 + 1.7 * bw]])
     img = np.zeros((200, 300, 3), np.uint8)
@@ -271,7 +272,8 @@ def test_half_precisions_run_and_stay_close(precision):
 
 
 # ------------------------------------------------------------------------------------------ real builders
-@pytest.mark.parametrize("name", ["hrnet_w32", "mspn_1stg", "rsn_18"])
+@pytest.mark.parametrize("name", [pytest.param("hrnet_w32", marks=pytest.mark.slow),
+                                  pytest.param("mspn_1stg", marks=pytest.mark.slow), "rsn_18"])
 def test_real_builders_estimate_with_small_crops(name, coco_image, tmp_path):
     from estimators.checkpoints import save_state_dict
     from estimators.registry import build_model
@@ -282,34 +284,32 @@ def test_real_builders_estimate_with_small_crops(name, coco_image, tmp_path):
         if p.dim() > 1:
             nn.init.normal_(p, std=0.05)
     path = save_state_dict(model, tmp_path / f"{name}.pth")
-    est = create_estimator(name, checkpoint=str(path), input_size=(32, 64), max_batch=4)  # source guessed
+    # source guessed ("native"); flip test on, all crops of both images in one forward
+    est = create_estimator(name, checkpoint=str(path), input_size=(32, 64), max_batch=4)
     assert isinstance(est, TopDownEstimator) and est.num_keypoints == 17 and est.name == name
     assert est.family == model.family
-    poses = est.estimate(img, boxes, np.array([0.9]))
-    assert poses.keypoints.shape == (1, 17, 2) and np.isfinite(poses.keypoints).all()
-    model.eval()
-    direct = estimate(model, img, boxes, np.array([0.9]), input_size=(32, 64))
-    np.testing.assert_allclose(poses.keypoints, direct.keypoints, atol=1e-3)  # the checkpoint round-trips
     both = est.estimate_batch([img, img], [boxes, np.zeros((0, 4))], [np.array([0.9]), np.zeros(0)])
     assert [len(b) for b in both] == [1, 0]
-    np.testing.assert_allclose(both[0].keypoints, poses.keypoints, atol=1e-3)
+    assert both[0].keypoints.shape == (1, 17, 2) and np.isfinite(both[0].keypoints).all()
+    loaded = est.model.state_dict()  # the checkpoint round-trips exactly
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
 
 
 def test_optimized_forward_matches_eager_heatmaps(coco_image):
     from estimators.geometry import crop_batch
-    from estimators.registry import build_model
+    from estimators.hrnet import HRNet
 
     img, boxes = coco_image
-    model = build_model("hrnet_w32")
+    model = HRNet(width=8, num_modules=(1, 1, 1), num_blocks=1, layer1_blocks=1)  # a narrow real HRNet
     for p in model.parameters():
         if p.dim() > 1:
             nn.init.normal_(p, std=0.05)
     est = TopDownEstimator(model, "hrnet_w32", input_size=(32, 64))
     c, s = box_to_center_scale(boxes, 0.5)
     crops = crop_batch(img, get_affine_transforms(c, s, 0.0, (32, 64)), (32, 64))
-    eager = crops_to_heatmaps(est._runner, crops)
+    eager = crops_to_heatmaps(est._runner, crops, flip_test=False)
     est.optimize()
-    fast = crops_to_heatmaps(est._runner, crops)
+    fast = crops_to_heatmaps(est._runner, crops, flip_test=False)
     np.testing.assert_allclose(fast, eager, rtol=1e-3, atol=1e-4 * np.abs(eager).max())
 
 

@@ -24,6 +24,15 @@ LAYOUT = {name: name for name in BUILDERS}  # reference layout/stat name of each
 SOURCES = ("official", "mmpose0x", "mmpose1x")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two shared cores: intra-op threads fighting other processes make small forwards much slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @functools.cache
 def meta_model(name: str) -> nn.Module:
     with torch.device("meta"):
@@ -40,18 +49,18 @@ def meta_state_dict(layout: dict[str, list[int]]) -> dict[str, torch.Tensor]:
 
 
 def random_official_state_dict(layout: dict[str, list[int]], seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random float64 weights with exactly the layout's keys and shapes; BN statistics kept plausible."""
+    """Random float32 weights with exactly the layout's keys and shapes; BN statistics kept plausible."""
     g = torch.Generator().manual_seed(seed)
     sd = {}
     for key, shape in layout.items():
         if key.endswith("num_batches_tracked"):
             sd[key] = torch.tensor(0)
         elif key.endswith("running_var") or (key.endswith(".weight") and len(shape) == 1):
-            sd[key] = 0.5 + torch.rand(shape, generator=g, dtype=torch.float64)
+            sd[key] = 0.5 + torch.rand(shape, generator=g)
         elif len(shape) == 4:
-            sd[key] = torch.randn(shape, generator=g, dtype=torch.float64) / math.sqrt(math.prod(shape[1:]))
+            sd[key] = torch.randn(shape, generator=g) / math.sqrt(math.prod(shape[1:]))
         else:  # conv biases, BN biases, running means
-            sd[key] = 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)
+            sd[key] = 0.1 * torch.randn(shape, generator=g)
     return sd
 
 
@@ -142,13 +151,14 @@ def test_official_layout_is_our_layout_renamed(reference, name):
     assert official_layout_of(meta_model(name)) == load_layout(reference, "official", LAYOUT[name])
 
 
+@torch.backends.mkldnn.flags(enabled=False)  # oneDNN set-up costs more than tiny convs
 def test_official_network_equals_folded_network():
     """Random official-style weights for a small 2-stage MSPN (same code paths as the released sizes):
     our net with the biases folded == our net with the official conv biases put back on every conv and the
     unfolded BN statistics (the official computation), for every output of every stage."""
     def small():
         torch.manual_seed(0)
-        return mspn.MSPN(num_stages=2, num_blocks=(1, 1, 1, 1), block="basic", unit_channels=32).double().eval()
+        return mspn.MSPN(num_stages=2, num_blocks=(1, 1, 1, 1), block="basic", unit_channels=32).eval()
 
     official = random_official_state_dict(official_layout_of(small()))
     ours = small()
@@ -168,22 +178,22 @@ def test_official_network_equals_folded_network():
             n += 1
     assert n == sum(isinstance(m, nn.Conv2d) for m in ours.modules())  # every conv had a bias
 
-    x = torch.randn(2, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(2, 3, 64, 48, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         got, want = ours(x, return_all=True), with_bias(x, return_all=True)
         final = ours(x)
-    assert [[tuple(t.shape) for t in s] for s in got] == [[(2, 17, 16, 16)] * 4] * 2
+    assert [[tuple(t.shape) for t in s] for s in got] == [[(2, 17, 16, 12)] * 4] * 2
     torch.testing.assert_close(final, got[-1][-1], rtol=0, atol=0)  # final == last stage, finest unit
     scale = max(w.abs().max().item() for stage in want for w in stage)
     assert scale > 0
     for g_stage, w_stage in zip(got, want):
         for g, w in zip(g_stage, w_stage):
-            torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-9 * scale)
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5 * scale)
     # the fold matters: without it the outputs differ
     ours.load_state_dict({rename(k): v for k, v in official.items() if not k.endswith(".conv.bias")},
                          strict=True)
     with torch.no_grad():
-        assert not torch.allclose(ours(x), want[-1][-1], rtol=1e-6, atol=1e-6 * scale)
+        assert not torch.allclose(ours(x), want[-1][-1], rtol=1e-3, atol=1e-3 * scale)
 
 
 def test_official_remap_rejects_foreign_keys():
@@ -213,7 +223,8 @@ def test_real_forward_single_stage_256x192():
 
 
 @pytest.mark.parametrize("size", [(256, 192), (384, 288)])
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if int(n[5]) >= 3 else [])
+                                  for n in BUILDERS])
 def test_output_shapes_meta(name, size):
     h, w = size
     model = meta_model(name)

@@ -151,7 +151,8 @@ def test_recall_on_the_real_clip(detector, clip):
 
 
 def test_detect_frames_interface(detector, clip):
-    frames = [SimpleNamespace(index=i, timestamp=i / 25, image=img, name=f"{i:06d}.jpg") for i, img in enumerate(clip[:2])]
+    frames = [SimpleNamespace(index=i, timestamp=i / 25, image=img, name=f"{i:06d}.jpg")
+              for i, img in enumerate(clip[:2])]
     dets = detector.detect(frames)
     assert len(dets) == 2
     for d in dets:

@@ -227,3 +227,10 @@ def test_unreachable_stream_fails_clearly():
         port = s.getsockname()[1]
     with pytest.raises(SourceError, match="cannot open stream"):
         open_source(f"http://127.0.0.1:{port}/x.mjpg", open_timeout_s=2)
+
+
+def test_absent_webcam_fails_clearly():
+    # device index 99 does not exist on a test machine; the index may be given as int or digit string
+    for spec in (99, "99"):
+        with pytest.raises(SourceError, match="webcam device 99"):
+            open_source(spec, open_timeout_s=2)

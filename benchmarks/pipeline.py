@@ -1,0 +1,106 @@
+"""Pipeline speed: frames/s and milliseconds per stage for a source and a preset, and association time
+for 1-100 people per frame. Prints one JSON line per measurement.
+
+    python benchmarks/pipeline.py --source VIDEO [--preset default] [overrides ...] [--repeat 2]
+    python benchmarks/pipeline.py --association-only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DEFAULT_SOURCE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "mmpose_testdata" / "posetrack18"
+                  / "videos" / "000001_mpiinew_test" / "000001_mpiinew_test.mp4")
+
+
+def bench_pipeline(source: str, preset: str, overrides: list[str], repeat: int, resize: int | None) -> dict:
+    import cv2
+
+    from tracker.build import build_tracker
+    from tracker.config import load_track_config
+    from tracker.sources import Frame, open_source
+
+    cfg = load_track_config(preset, overrides)
+    tracker = build_tracker(cfg)
+    t0 = time.perf_counter()
+    frames = []
+    with open_source(source) as src:
+        for f in src:
+            img = f.image
+            if resize:
+                h, w = img.shape[:2]
+                img = cv2.resize(img, (resize, round(h * resize / w)), interpolation=cv2.INTER_AREA)
+            frames.append(Frame(f.index, f.timestamp, img, f.name))
+    decode_ms = 1000 * (time.perf_counter() - t0) / max(len(frames), 1)
+    # warm-up pass (first-call costs: thread pools, interpreter allocation), then timed passes
+    for f in frames[:2]:
+        tracker.step(f)
+    tracker.reset()
+    tracker.times.seconds.clear()
+    tracker.times.frames = 0
+    t0 = time.perf_counter()
+    persons = 0
+    for r in range(repeat):
+        tracker.reset()
+        for i, f in enumerate(frames):
+            # consecutive repeats continue the clip forwards and backwards so the motion stays smooth
+            persons += len(tracker.step(Frame(r * len(frames) + i, f.timestamp, f.image, f.name)))
+        frames = frames[::-1]
+    seconds = time.perf_counter() - t0
+    n = tracker.times.frames
+    stages = tracker.times.ms_per_frame()
+    stages["decode"] = decode_ms
+    return {
+        "bench": "pipeline", "source": str(source), "preset": preset, "overrides": overrides,
+        "resolution": list(frames[0].image.shape[1::-1]), "frames": n, "persons_per_frame": round(persons / n, 2),
+        "fps_end_to_end": round(n / (seconds + decode_ms * n / 1000), 2), "fps_without_decode": round(n / seconds, 2),
+        "ms_per_frame": {k: round(v, 2) for k, v in stages.items()},
+        "det_interval": cfg.association.det_interval, "estimator": cfg.estimator.name, "detector": cfg.detector.kind,
+    }
+
+
+def bench_association(people: list[int], frames: int = 50, seed: int = 0) -> list[dict]:
+    from association import PoseAssociator
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for n in people:
+        base = rng.uniform(0, 1500, (n, 1, 2)) + rng.normal(0, 30, (n, 17, 2))
+        vel = rng.normal(0, 3, (n, 1, 2))
+        assoc = PoseAssociator()
+        scores = np.full((n, 17), 0.9, np.float32)
+        shift = lambda p: p + 1.0  # noqa: E731  (a cheap warp: the flow lookup is timed in the pipeline bench)
+        t0 = time.perf_counter()
+        for t in range(frames):
+            kp = (base + vel * t + rng.normal(0, 1, base.shape)).astype(np.float32)
+            lo, hi = kp.min(axis=1), kp.max(axis=1)
+            assoc.update(kp, scores, np.concatenate([lo, hi], axis=1), shift if t else None)
+        ms = 1000 * (time.perf_counter() - t0) / frames
+        out.append({"bench": "association", "people": n, "ms_per_frame": round(ms, 3)})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--source", default=str(DEFAULT_SOURCE))
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--repeat", type=int, default=4, help="passes over the clip (short clips need several)")
+    ap.add_argument("--resize", type=int, default=None, help="resize frames to this width first (e.g. 640)")
+    ap.add_argument("--association-only", action="store_true")
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args()
+    if not args.association_only:
+        print(json.dumps(bench_pipeline(args.source, args.preset, args.overrides, args.repeat, args.resize)))
+    for row in bench_association([1, 3, 10, 30, 100]):
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

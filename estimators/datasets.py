@@ -1,0 +1,308 @@
+"""Person samples for training / validating the top-down estimators: COCO keypoints and PoseTrack 2017/2018.
+
+A :class:`PersonSample` is one person of one image (box, 17 COCO-slot keypoints, visibility). Loaders:
+- :func:`load_coco_gt` (pycocotools): ground-truth boxes; people without labelled keypoints and crowd
+  annotations are skipped (as the released HRNet / MSPN code); boxes are clipped to the image.
+- :func:`load_coco_detections`: a detection results file (``[{image_id, category_id, bbox xywh, score}]``,
+  the HRNet-released ``COCO_val2017_detections_AP_H_56_person.json`` format) with a box score threshold.
+- :func:`load_posetrack`: PoseTrack 2018 (COCO-like) or 2017 (annolist) sequence files read with
+  ``eval_posetrack.formats`` (so the two formats and their validation are shared with the evaluation).
+  Joints are put in the 17 PoseTrack18 slots (COCO order, ``head_bottom`` / ``head_top`` in the eye slots);
+  joints inside an ignore region are dropped; the box is the keypoints' extent enlarged by 15 % (HRNet
+  paper, Sec. 4.3).
+
+:class:`TopDownDataset` turns samples into network inputs and targets (OpenCV decoding, augmentation of
+:mod:`estimators.augment`). Augmentation randomness is drawn from ``np.random.default_rng([seed, epoch,
+index])``, so a sample's augmentation does not depend on the worker, the process (DDP) or the order.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .augment import NO_AUGMENT, AugmentParams, make_input, make_targets, sample_transform, to_input_tensor
+from .geometry import box_to_center_scale, box_to_center_scale_mspn, transform_points
+from .inference import COCO_FLIP_PAIRS
+
+NUM_KEYPOINTS = 17
+POSETRACK_BOX_ENLARGE = 1.15  # HRNet paper Sec. 4.3: keypoint extent + 15 % in length
+
+
+class DatasetError(ValueError):
+    """A bad annotation / detection file entry (the message names the file, the item and the field)."""
+
+
+class ImageReadError(OSError):
+    """An image that is missing or cannot be decoded (the message names the file)."""
+
+
+@dataclass
+class PersonSample:
+    """One person of one image.
+
+    image_path: the image file. image_id: COCO image id (PoseTrack: the running frame number of the set).
+    box: (4,) float32 xyxy image px. keypoints: (17, 2) float32 image px (COCO slots; PoseTrack18 slot
+    names). visible: (17,) float32, > 0 = labelled (COCO v in {1, 2}). box_score: detector score (1 for GT).
+    area: (COCO) segment area of the GT annotation, 0 for detections. frame_key: (sequence, frame index)
+    for PoseTrack samples, None for COCO.
+    """
+
+    image_path: str
+    image_id: int
+    box: np.ndarray
+    keypoints: np.ndarray
+    visible: np.ndarray
+    box_score: float = 1.0
+    area: float = 0.0
+    frame_key: tuple | None = None
+    extras: dict = field(default_factory=dict)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image with OpenCV -> (H, W, 3) uint8 BGR. Missing or corrupt files raise ImageReadError."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ImageReadError(f"image not found: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ImageReadError(f"cannot decode image (corrupt or not an image): {path}")
+    return image
+
+
+# ------------------------------------------------------------------------------------------------ COCO
+def _load_coco(ann_file: str | os.PathLike):
+    from pycocotools.coco import COCO
+    import contextlib
+    import io
+
+    ann_file = os.fspath(ann_file)
+    if not os.path.isfile(ann_file):
+        raise FileNotFoundError(f"COCO annotation file not found: {ann_file}")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+            return COCO(ann_file)
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{ann_file}: not a COCO annotation file ({type(exc).__name__}: {exc})") from None
+
+
+def _person_cat(coco, ann_file) -> int:
+    ids = coco.getCatIds(catNms=["person"]) or coco.getCatIds()
+    if not ids:
+        raise DatasetError(f"{ann_file}: field 'categories' holds no 'person' category")
+    return ids[0]
+
+
+def load_coco_gt(ann_file: str | os.PathLike, image_dir: str | os.PathLike,
+                 coco=None) -> list[PersonSample]:
+    """Every non-crowd person with >= 1 labelled keypoint, with its GT box (clipped to the image, as the
+    released code's ``_load_coco_keypoint_annotation_kernal``). Sorted by image id, then annotation id."""
+    coco = coco or _load_coco(ann_file)
+    cat = _person_cat(coco, ann_file)
+    out: list[PersonSample] = []
+    for img_id in sorted(coco.getImgIds()):
+        info = coco.loadImgs(img_id)[0]
+        width, height = float(info["width"]), float(info["height"])
+        for ann in sorted(coco.loadAnns(coco.getAnnIds(imgIds=img_id, catIds=[cat], iscrowd=False)),
+                          key=lambda a: a["id"]):
+            kps = ann.get("keypoints")
+            if not isinstance(kps, list) or len(kps) != 3 * NUM_KEYPOINTS:
+                raise DatasetError(f"{ann_file}: annotation {ann.get('id')} field 'keypoints': expected "
+                                   f"{3 * NUM_KEYPOINTS} numbers")
+            k = np.asarray(kps, dtype=np.float32).reshape(NUM_KEYPOINTS, 3)
+            if k[:, 2].max() <= 0:
+                continue  # no labelled joint: nothing to learn from (the papers skip them too)
+            bb = ann.get("bbox")
+            if not isinstance(bb, list) or len(bb) != 4:
+                raise DatasetError(f"{ann_file}: annotation {ann.get('id')} field 'bbox': expected [x, y, w, h]")
+            x, y, w, h = map(float, bb)
+            x1, y1 = max(0.0, x), max(0.0, y)
+            x2 = min(width - 1, x1 + max(0.0, w - 1))
+            y2 = min(height - 1, y1 + max(0.0, h - 1))
+            if ann.get("area", 1) <= 0 or x2 <= x1 or y2 <= y1:
+                continue
+            out.append(PersonSample(
+                image_path=str(Path(image_dir) / info["file_name"]), image_id=int(img_id),
+                box=np.array([x1, y1, x2, y2], np.float32), keypoints=k[:, :2].copy(),
+                visible=(k[:, 2] > 0).astype(np.float32), box_score=1.0, area=float(ann.get("area", w * h)),
+                extras={"annotation_id": int(ann["id"])}))
+    return out
+
+
+def load_coco_detections(det_file: str | os.PathLike, ann_file: str | os.PathLike, image_dir: str | os.PathLike,
+                         score_threshold: float = 0.0, coco=None) -> list[PersonSample]:
+    """Person detections of a results file (HRNet-released format) for the images of ``ann_file``.
+
+    Keeps ``category_id == 1`` boxes with ``score >= score_threshold`` (HRNet's IMAGE_THRE) whose image is in
+    the annotation file. Keypoints are zeros, visible all 0.
+    """
+    coco = coco or _load_coco(ann_file)
+    det_file = os.fspath(det_file)
+    if not os.path.isfile(det_file):
+        raise FileNotFoundError(f"detection file not found: {det_file}")
+    try:
+        with open(det_file) as f:
+            dets = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{det_file}: not valid JSON ({exc})") from None
+    if not isinstance(dets, list):
+        raise DatasetError(f"{det_file}: expected a list of detections at the top level")
+    out: list[PersonSample] = []
+    zeros_kp = np.zeros((NUM_KEYPOINTS, 2), np.float32)
+    for i, d in enumerate(dets):
+        if not isinstance(d, dict):
+            raise DatasetError(f"{det_file}: item {i} is not an object")
+        for fld in ("image_id", "bbox", "score"):
+            if fld not in d:
+                raise DatasetError(f"{det_file}: item {i} has no field '{fld}'")
+        if int(d.get("category_id", 1)) != 1 or float(d["score"]) < score_threshold:
+            continue
+        if d["image_id"] not in coco.imgs:
+            continue
+        bb = d["bbox"]
+        if not isinstance(bb, list) or len(bb) != 4:
+            raise DatasetError(f"{det_file}: item {i} field 'bbox': expected [x, y, w, h]")
+        x, y, w, h = map(float, bb)
+        if w <= 0 or h <= 0:
+            continue
+        info = coco.imgs[d["image_id"]]
+        out.append(PersonSample(
+            image_path=str(Path(image_dir) / info["file_name"]), image_id=int(d["image_id"]),
+            box=np.array([x, y, x + w, y + h], np.float32), keypoints=zeros_kp.copy(),
+            visible=np.zeros(NUM_KEYPOINTS, np.float32), box_score=float(d["score"]), area=0.0))
+    out.sort(key=lambda s: s.image_id)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- PoseTrack
+def keypoint_box(keypoints: np.ndarray, visible: np.ndarray, enlarge: float = POSETRACK_BOX_ENLARGE
+                 ) -> np.ndarray | None:
+    """(4,) float32 xyxy: the extent of the labelled keypoints (K, 2) px, width and height x ``enlarge``
+    about its center; None when fewer than 2 distinct labelled points span a positive width and height."""
+    pts = np.asarray(keypoints, np.float64)[np.asarray(visible).reshape(-1) > 0]
+    if len(pts) < 2:
+        return None
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    c, half = (lo + hi) / 2.0, (hi - lo) / 2.0 * enlarge
+    if half[0] <= 0 or half[1] <= 0:
+        return None
+    return np.concatenate([c - half, c + half]).astype(np.float32)
+
+
+def load_posetrack(ann_files: Sequence[str | os.PathLike], root: str | os.PathLike,
+                   labeled_only: bool = True) -> list[PersonSample]:
+    """Persons of PoseTrack 2017/2018 GT sequence files; image paths are ``root / image_name``.
+
+    Joints inside a frame's ignore regions are dropped (the evaluation ignores them too); persons left with
+    a degenerate keypoint box are skipped. ``frame_key`` = (sequence file stem, frame index in the file).
+    """
+    from eval_posetrack.formats import joints15_to_coco17, read_sequence
+    from eval_posetrack.geometry import points_in_any_polygon
+
+    out: list[PersonSample] = []
+    image_ids: dict[str, int] = {}
+    for ann_file in ann_files:
+        ann_file = Path(ann_file)
+        if not ann_file.is_file():
+            raise FileNotFoundError(f"PoseTrack annotation file not found: {ann_file}")
+        seq = read_sequence(ann_file, role="gt")
+        for fi, fr in enumerate(seq.frames):
+            if labeled_only and not fr.labeled:
+                continue
+            image_path = str(Path(root) / fr.image_name)
+            img_id = image_ids.setdefault(image_path, len(image_ids))
+            if fr.num_persons == 0:
+                continue
+            kp17, _ = joints15_to_coco17(fr.keypoints)
+            present = fr.present.copy()
+            if fr.ignore_regions:
+                pi, ji = np.nonzero(present)
+                inside = points_in_any_polygon(fr.keypoints[pi, ji], fr.ignore_regions)
+                present[pi[inside], ji[inside]] = False
+            vis17, _ = joints15_to_coco17(present.astype(np.float64)[..., None])
+            for p in range(fr.num_persons):
+                vis = vis17[p, :, 0].astype(np.float32)
+                box = keypoint_box(kp17[p], vis)
+                if box is None:
+                    continue
+                out.append(PersonSample(
+                    image_path=image_path, image_id=img_id, box=box,
+                    keypoints=np.where(vis[:, None] > 0, kp17[p], 0).astype(np.float32), visible=vis,
+                    box_score=1.0, area=float((box[2] - box[0]) * (box[3] - box[1])),
+                    frame_key=(seq.name, fi), extras={"track_id": int(fr.track_ids[p])}))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- Dataset
+class TopDownDataset(Dataset):
+    """Samples -> (input (3, h, w) float32, targets, target_weight (K,), meta).
+
+    family: "hrnet" (RGB/ImageNet normalisation, 1.25-padded box, Gaussian targets) or "mspn" (BGR, their
+    mean/std, box x1.09 / x1.135 as the released code, blurred targets). input_size: (w, h).
+    augment: :class:`AugmentParams` (``NO_AUGMENT`` for validation). seed: base of the per-sample RNG;
+    call :meth:`set_epoch` before each epoch. Item dict: ``input`` (3, h, w) float32, ``target``
+    (T, K, h/4, w/4) float32 (T = 1 HRNet, 5 MSPN; see :func:`estimators.augment.make_targets`),
+    ``target_weight`` (K,) float32, ``center`` (2,) / ``scale`` (2,) float32 of the crop, ``index`` int.
+    """
+
+    def __init__(self, samples: Sequence[PersonSample], family: str, input_size: Sequence[int],
+                 augment: AugmentParams = NO_AUGMENT, sigma: float | None = None, seed: int = 0,
+                 flip_pairs: Sequence[Sequence[int]] = COCO_FLIP_PAIRS):
+        if family not in ("hrnet", "mspn"):
+            raise DatasetError(f"family must be 'hrnet' or 'mspn', got {family!r}")
+        if not samples:
+            raise DatasetError("TopDownDataset: no samples")
+        self.samples = list(samples)
+        self.family = family
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.augment = augment
+        self.sigma = sigma
+        self.seed = int(seed)
+        self.epoch = 0
+        self.flip_pairs = tuple(tuple(p) for p in flip_pairs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def center_scale(self, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        aspect = self.input_size[0] / self.input_size[1]
+        fn = box_to_center_scale if self.family == "hrnet" else box_to_center_scale_mspn
+        c, s = fn(np.asarray(box, np.float64).reshape(1, 4), aspect)
+        return c[0], s[0]
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        image = read_image(sample.image_path)
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        center, scale = self.center_scale(sample.box)
+        aspect = self.input_size[0] / self.input_size[1]
+        tf, kp, vis = sample_transform(rng, self.augment, center, scale, sample.keypoints, sample.visible,
+                                       image.shape[1], aspect, self.flip_pairs)
+        crop_img, m = make_input(image, tf, self.input_size)
+        kp_in = transform_points(kp, m)
+        target, weight = make_targets(self.family, kp_in, vis, self.input_size, self.sigma)
+        return {
+            "input": to_input_tensor(crop_img, self.family),
+            "target": torch.from_numpy(target),
+            "target_weight": torch.from_numpy(weight.astype(np.float32)),
+            "center": torch.from_numpy(tf.center.astype(np.float32)),
+            "scale": torch.from_numpy(tf.scale.astype(np.float32)),
+            "index": int(index),
+        }
+
+
+__all__ = [
+    "DatasetError", "ImageReadError", "NUM_KEYPOINTS", "PersonSample", "TopDownDataset", "keypoint_box",
+    "load_coco_detections", "load_coco_gt", "load_posetrack", "read_image",
+]

@@ -1,0 +1,124 @@
+"""``posetrack estimate`` and ``posetrack convert-checkpoint`` through the real entry point, on real files."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from estimators.checkpoints import save_state_dict
+from estimators.registry import build_model
+from tracker.cli import main
+
+MODEL = "rsn_18"  # the smallest registered network
+
+
+@pytest.fixture(scope="module")
+def rsn_state():
+    torch.manual_seed(0)
+    model = build_model(MODEL)
+    for p in model.parameters():
+        if p.dim() > 1:
+            torch.nn.init.normal_(p, std=0.05)
+    return {k: v.clone() for k, v in model.state_dict().items()}, model
+
+
+@pytest.fixture(scope="module")
+def mmpose0x_file(rsn_state, tmp_path_factory):
+    """An MMPose 0.x-style checkpoint file ({'meta', 'state_dict'}, head under ``keypoint_head.``)."""
+    state, _ = rsn_state
+    sd = {("keypoint_head." + k[len("head."):] if k.startswith("head.") else k): v for k, v in state.items()}
+    path = tmp_path_factory.mktemp("ckpt") / "rsn18_mmpose0x.pth"
+    torch.save({"meta": {"epoch": 1}, "state_dict": sd}, path)
+    return path, sd
+
+
+def test_the_test_checkpoint_has_the_released_mmpose0x_layout(mmpose0x_file, reference):
+    _, sd = mmpose0x_file
+    layout = json.loads((reference / "checkpoint_layouts" / "mmpose0x_rsn18.json").read_text())
+    assert {k: list(v.shape) for k, v in sd.items()} == {k: list(v) for k, v in layout.items()}
+
+
+def test_convert_checkpoint_writes_our_layout(mmpose0x_file, rsn_state, tmp_path, capsys):
+    src, _ = mmpose0x_file
+    state, _ = rsn_state
+    out = tmp_path / "converted.pth"
+    assert main(["convert-checkpoint", str(src), str(out), "--model", MODEL, "--source", "mmpose0x"]) == 0
+    assert "our layout" in capsys.readouterr().out
+    written = torch.load(out, weights_only=True)
+    assert set(written) == set(state)
+    for k, v in state.items():
+        assert torch.equal(written[k], v), k
+    # the source is guessed from the keys when not given
+    out2 = tmp_path / "guessed.pth"
+    assert main(["convert-checkpoint", str(src), str(out2), "--model", MODEL]) == 0
+    assert "(mmpose0x)" in capsys.readouterr().out
+
+
+def test_convert_checkpoint_fails_cleanly(mmpose0x_file, tmp_path, capsys):
+    src, _ = mmpose0x_file
+    out = tmp_path / "x.pth"
+    assert main(["convert-checkpoint", str(src), str(out), "--model", "mspn_1stg", "--source", "mmpose0x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("posetrack convert-checkpoint: error:") and src.name in err
+    assert not out.exists()
+    assert main(["convert-checkpoint", str(tmp_path / "missing.pth"), str(out), "--model", MODEL]) == 2
+    assert "missing.pth" in capsys.readouterr().err
+
+
+def test_estimate_with_detections_json_out_and_render(testdata, rsn_state, tmp_path, capsys):
+    _, model = rsn_state
+    ckpt = save_state_dict(model, tmp_path / "rsn18.pth")
+    image = testdata / "coco" / "000000000785.jpg"
+    dets = testdata / "coco" / "test_coco_det_AP_H_56.json"
+    out, png = tmp_path / "res" / "kps.json", tmp_path / "res" / "render.png"
+    rc = main(["estimate", str(image), "--estimator", MODEL, "--checkpoint", str(ckpt), "--boxes-json", str(dets),
+               "--min-box-score", "0.3", "--input-size", "32x64", "--out", str(out), "--render", str(png)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "RANDOM" not in captured.err and "person(s)" in captured.err
+    expected = [d for d in json.loads(dets.read_text()) if d["image_id"] == 785 and d["score"] >= 0.3]
+    results = json.loads(out.read_text())
+    assert len(results) == len(expected) > 0
+    h, w = cv2.imread(str(image)).shape[:2]
+    for r, d in zip(results, expected):
+        assert r["image_id"] == 785 and r["category_id"] == 1
+        kp = np.array(r["keypoints"]).reshape(17, 3)
+        assert np.isfinite(kp).all()
+        np.testing.assert_allclose(r["bbox"], d["bbox"], atol=0.01)
+        # every keypoint lies inside the (enlarged) crop region around its box
+        x, y, bw, bh = d["bbox"]
+        assert (kp[:, 0] > x - bw).all() and (kp[:, 0] < x + 2 * bw).all()
+        assert (kp[:, 1] > y - bh).all() and (kp[:, 1] < y + 2 * bh).all()
+        assert np.isclose(r["score"], r["box_score"] * kp[:, 2].mean(), rtol=1e-3)  # MSPN-family pose score
+    drawn = cv2.imread(str(png))
+    assert drawn.shape == (h, w, 3)
+    assert (drawn != cv2.imread(str(image))).any()
+
+
+def test_estimate_inline_boxes_prints_json_and_warns_about_random_weights(testdata, capsys):
+    image = testdata / "coco" / "000000040083.jpg"
+    rc = main(["estimate", str(image), "--estimator", MODEL, "--boxes", "10,20,110,220,0.8;50,60,90,140",
+               "--input-size", "32x64", "--no-flip"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "RANDOM weights" in captured.err
+    results = json.loads(captured.out)
+    assert [r["box_score"] for r in results] == [0.8, 1.0]
+    assert all(r["image_id"] == 40083 and len(r["keypoints"]) == 51 for r in results)
+
+
+def test_estimate_bad_input_exits_2_with_one_line(testdata, tmp_path, capsys):
+    image = testdata / "coco" / "000000040083.jpg"
+    assert main(["estimate", str(image), "--estimator", MODEL, "--boxes", "10,20,5,220"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("posetrack estimate: error: --boxes item 0") and err.count("\n") == 1
+    assert main(["estimate", str(tmp_path / "nope.jpg"), "--estimator", MODEL, "--boxes", "1,2,3,4"]) == 2
+    assert "nope.jpg" in capsys.readouterr().err
+    bad = tmp_path / "dets.json"
+    bad.write_text(json.dumps([{"image_id": 40083, "category_id": 1, "bbox": [1, 2], "score": 0.9}]))
+    assert main(["estimate", str(image), "--estimator", MODEL, "--boxes-json", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "dets.json" in err and "bbox" in err
