@@ -3,7 +3,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo bench clean weights
+.PHONY: setup test demo bench clean
 
 $(BIN)/posetrack: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -11,9 +11,11 @@ $(BIN)/posetrack: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(BIN)/posetrack
 
+# installs the project and fetches the embedded BlazePose weights (from the PyPI wheel mediapipe==0.10.14)
 setup: $(BIN)/posetrack
+	$(BIN)/posetrack weights fetch
 
-test: setup weights
+test: setup
 	$(BIN)/python -m pytest -q tests
 
 bench: setup
@@ -23,8 +25,5 @@ clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
 
 VIDEO ?= ../shared/data/mmpose_testdata/posetrack18/videos/000001_mpiinew_test/000001_mpiinew_test.mp4
-weights: setup
-	$(BIN)/posetrack weights fetch
-
-demo: setup weights
+demo: setup
 	$(BIN)/posetrack track "$(VIDEO)" --render --out out/demo

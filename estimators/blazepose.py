@@ -354,7 +354,8 @@ class BlazePoseEstimator:
                                     f"run `posetrack weights fetch`")
         if max_batch < 1 or num_threads < 1 or refine_passes < 0 or box_scale <= 0:
             raise BlazePoseInputError(f"BlazePoseEstimator: bad argument (max_batch={max_batch}, "
-                                      f"num_threads={num_threads}, refine_passes={refine_passes}, box_scale={box_scale})")
+                                      f"num_threads={num_threads}, refine_passes={refine_passes}, "
+                                      f"box_scale={box_scale})")
         self.name = "blazepose"
         self.num_keypoints = 17
         self.num_threads = int(num_threads)

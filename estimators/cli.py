@@ -198,15 +198,14 @@ def _run_estimate(args: argparse.Namespace) -> int:
 
 def _run_convert(args: argparse.Namespace) -> int:
     from . import checkpoints as ckpt
-    from .inference import guess_source
+    from .inference import load_weights
     from .registry import build_model
 
     src = Path(args.input)
     if not src.is_file():
         raise FileNotFoundError(f"{src}: checkpoint not found")
     model = build_model(args.model)
-    source = args.source if args.source is not None else guess_source(model, str(src))
-    ckpt.load_checkpoint(model, src, source)
+    source = load_weights(model, src, args.source)
     out = ckpt.save_state_dict(model, args.output)
     n = sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
     print(f"posetrack convert-checkpoint: {src} ({source}) -> {out}: {len(model.state_dict())} tensors, "

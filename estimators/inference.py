@@ -404,11 +404,7 @@ def create_estimator(
     _check_precision(precision)
     model = build_model(name, **model_kwargs)
     if checkpoint is not None:
-        from . import checkpoints as ckpt
-
-        if source is None:
-            source = guess_source(model, checkpoint)
-        ckpt.load_checkpoint(model, checkpoint, source)
+        load_weights(model, checkpoint, source)
     est = TopDownEstimator(model, name, input_size=input_size or default_input_size(name), device=device,
                            precision=precision, flip_test=flip_test, max_batch=max_batch)
     if optimize:
@@ -416,15 +412,33 @@ def create_estimator(
     return est
 
 
-def guess_source(model: torch.nn.Module, path: str) -> str:
-    """The checkpoint source of file ``path`` for ``model``: "native" when its keys are exactly ``model``'s own,
-    else ``checkpoints.suggest_source`` of its keys."""
+def guess_source(model: torch.nn.Module, state_dict: dict) -> str:
+    """The checkpoint source of an unwrapped ``state_dict`` for ``model``: "native" when its keys are exactly
+    ``model``'s own, else ``checkpoints.suggest_source`` of its keys."""
     from . import checkpoints as ckpt
 
-    sd = ckpt.load_state_dict_file(path)
-    if set(sd) == set(model.state_dict()):
+    if set(state_dict) == set(model.state_dict()):
         return ckpt.NATIVE_SOURCE
-    return ckpt.suggest_source(sd)
+    return ckpt.suggest_source(state_dict)
+
+
+def load_weights(model: torch.nn.Module, path, source: str | None = None) -> str:
+    """Load checkpoint file ``path`` strictly into ``model`` (in place); returns the source used.
+
+    With a source this is ``checkpoints.load_checkpoint``; without one the file is read once, its source
+    guessed (:func:`guess_source`) and the same remap / finiteness check / strict load applied.
+    """
+    from . import checkpoints as ckpt
+
+    if source is not None:
+        ckpt.load_checkpoint(model, path, source)
+        return source
+    origin = str(path)
+    sd = ckpt.load_state_dict_file(path)
+    source = guess_source(model, sd)
+    ckpt.check_finite(sd, origin)
+    ckpt.strict_load(model, ckpt.remap_state_dict(model, sd, source, origin), origin)
+    return source
 
 
 __all__ = [
@@ -438,4 +452,6 @@ __all__ = [
     "estimate",
     "estimate_batch",
     "flip_permutation",
+    "guess_source",
+    "load_weights",
 ]

@@ -131,6 +131,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False  # torch.use_deterministic_algorithms
     device: str = "auto"  # auto | cpu | cuda
+    cpu_threads: int = 0  # torch intra-op threads per process (0 = torch's default)
     output_dir: str = "runs/train"
     resume: str | None = None  # "auto" (output_dir/last.pt if present) or a checkpoint path
     val_every: int = 1  # epochs; 0 = never
@@ -416,6 +417,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                              f"{info.world_size} processes")
         if cfg.batchnorm == "sync" and device.type != "cuda":
             raise TrainError("batchnorm: 'sync' needs GPUs (torch has no CPU SyncBatchNorm); use 'batch' or 'frozen'")
+        if cfg.cpu_threads > 0:
+            torch.set_num_threads(cfg.cpu_threads)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         _seed_all(cfg.seed)

@@ -204,7 +204,7 @@ def _entry(per_joint: np.ndarray, total: float) -> dict[str, Any]:
 
 
 def evaluate_prepared(prepared: list[PreparedSequence], ap: bool = True, track: bool = True,
-                      mot_engine: str = "fast") -> dict[str, Any]:
+                      mot_engine: str = "motmetrics") -> dict[str, Any]:
     """AP and/or MOT metrics of prepared sequences (in poseval's sequence order)."""
     scores: list[list[np.ndarray]] = [[] for _ in range(NUM_JOINTS)]
     labels: list[list[np.ndarray]] = [[] for _ in range(NUM_JOINTS)]
@@ -239,7 +239,7 @@ def evaluate_prepared(prepared: list[PreparedSequence], ap: bool = True, track: 
 
 
 def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, ap: bool = True, track: bool = True,
-             mot_engine: str = "fast") -> dict[str, Any]:
+             mot_engine: str = "motmetrics") -> dict[str, Any]:
     """Evaluate a prediction folder against a GT folder like ``poseval --evalPoseEstimation
     --evalPoseTracking``.
 

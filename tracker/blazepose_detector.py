@@ -166,8 +166,9 @@ class BlazePoseDetector:
     (False = MediaPipe's single full-frame pass). scales: tile side as fractions of the short image side.
     overlap: minimum overlap between neighbouring tiles (fraction of the side). score_threshold: on the
     sigmoid score of each raw detection; MediaPipe uses 0.5 on its single full-frame pass, we default to 0.4
-    because on tiles that hold two overlapping people the model's best score drops to 0.4-0.5 (measured on
-    the PoseTrack clip; COCO AP on the 4 test images also rose, 0.485 -> 0.508). nms_threshold: IoU of the
+    because on tiles that hold two overlapping people the model's best score drops to 0.4-0.5 (PoseTrack clip:
+    at 0.5 one frame finds only 1 of 3 players; COCO AP on the 4 test images 0.54 at 0.5 vs 0.51 at 0.4,
+    within the +-0.05 noise of 12 people). nms_threshold: IoU of the
     weighted NMS. box_mode: the person box returned by ``detect`` - "body" = the square around the body
     circle (centre kp0, radius |kp1 - kp0|) or "roi" = the axis-aligned box around the rotated landmark ROI.
     truncation_margin: tile detections whose body circle, radius scaled by this, crosses a tile edge that is

@@ -73,4 +73,5 @@ def build_tracker(cfg: TrackConfig, estimator=None, detector=None, flow=None) ->
         max_lost_frames=a.max_lost_frames,
         oks_keypoint_threshold=a.oks_keypoint_threshold,
         match=a.match,
+        pose_nms_oks=a.pose_nms_oks,
     )

@@ -55,6 +55,7 @@ class AssociationConfig:
     max_lost_frames: int = 5            # Q: frames a lost track stays matchable
     oks_keypoint_threshold: float = 0.2
     match: Literal["greedy", "hungarian"] = "greedy"
+    pose_nms_oks: Optional[float] = 0.7  # drop a pose whose OKS with a better one exceeds this (None = off)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import torch
 from torchvision.ops import nms
 
 from association import PoseAssociator, boxes_from_keypoints
+from association.nms import oks_nms
 from flow import warp_points
 
 from .record import ORIGIN_DETECTED, ORIGIN_PROPAGATED, PoseRecord
@@ -72,6 +73,9 @@ class PoseTracker:
             dropped (else a box would keep propagating over background forever).
         min_similarity, max_lost_frames, oks_keypoint_threshold, match: association settings.
         min_box_score: detections below this box score are ignored.
+        pose_nms_oks: after estimation, poses whose OKS with a better-scoring pose exceeds this are dropped
+            (a detected box and a propagated box of different extent on one person give the same pose
+            twice; box NMS alone cannot merge them). None disables it.
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class PoseTracker:
         oks_keypoint_threshold: float = 0.2,
         match: str = "greedy",
         min_box_score: float = 0.0,
+        pose_nms_oks: float | None = 0.7,
     ) -> None:
         if det_interval < 1:
             raise ValueError(f"det_interval must be >= 1, got {det_interval}")
@@ -102,6 +107,7 @@ class PoseTracker:
         self.propagate_keypoint_threshold = propagate_keypoint_threshold
         self.min_propagated_score = min_propagated_score
         self.min_box_score = min_box_score
+        self.pose_nms_oks = pose_nms_oks
         self.associator = PoseAssociator(
             min_similarity=min_similarity,
             max_lost_frames=max_lost_frames,
@@ -128,7 +134,9 @@ class PoseTracker:
         boxes = boxes_from_keypoints(moved, prev.keypoint_scores, self.propagate_keypoint_threshold,
                                      enlarge=self.box_enlarge, image_size=image_size)
         ok = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] - boxes[:, 0] > 1) & (boxes[:, 3] - boxes[:, 1] > 1)
-        rec = PoseRecord(boxes, prev.pose_scores, moved, prev.keypoint_scores,
+        # A propagated box inherits its person's box score (not the pose score, which would decay
+        # multiplicatively from frame to frame).
+        rec = PoseRecord(boxes, prev.box_scores, moved, prev.keypoint_scores,
                          origin=np.full(len(boxes), ORIGIN_PROPAGATED, np.int8))
         return rec[ok]
 
@@ -164,7 +172,7 @@ class PoseTracker:
         prop = self._propagate(flow, (w, h))
         if prop is not None and len(prop):
             boxes.append(prop.boxes)
-            scores.append(prop.pose_scores)
+            scores.append(prop.box_scores)
             origins.append(prop.origin)
         boxes_a = np.concatenate(boxes).astype(np.float32)
         scores_a = np.concatenate(scores).astype(np.float32)
@@ -183,6 +191,9 @@ class PoseTracker:
                              extras=dict(getattr(poses, "extras", None) or {}))
             weak = (rec.origin == ORIGIN_PROPAGATED) & (rec.keypoint_scores.mean(axis=1) < self.min_propagated_score)
             rec = rec[~weak]
+            if self.pose_nms_oks is not None and len(rec) > 1:
+                rec = rec[oks_nms(rec.keypoints, rec.pose_scores, rec.boxes, self.pose_nms_oks,
+                                  rec.keypoint_scores, self.propagate_keypoint_threshold)]
         else:
             rec = PoseRecord.empty(k, frame.index, frame.timestamp)
         self.times.add("estimate", t() - t0)

@@ -151,6 +151,7 @@ def test_official_layout_is_our_layout_renamed(reference, name):
     assert official_layout_of(meta_model(name)) == load_layout(reference, "official", LAYOUT[name])
 
 
+@pytest.mark.filterwarnings("ignore:TF32 acceleration")  # emitted by mkldnn.flags on CPU-only builds
 @torch.backends.mkldnn.flags(enabled=False)  # oneDNN set-up costs more than tiny convs
 def test_official_network_equals_folded_network():
     """Random official-style weights for a small 2-stage MSPN (same code paths as the released sizes):
