@@ -122,7 +122,7 @@ def check_finite(state_dict: Mapping[str, torch.Tensor], origin: str) -> None:
         if value.is_floating_point() or value.is_complex():
             # A sum is finite when every value is (cheap, no temporary); only a non-finite sum (NaN/inf inside,
             # or an overflow of huge finite values) needs the element-wise check.
-            if not bool(torch.isfinite(value.sum(dtype=torch.float64))) and not bool(torch.isfinite(value).all()):
+            if not bool(torch.isfinite(value.sum())) and not bool(torch.isfinite(value).all()):
                 bad = int((~torch.isfinite(value)).sum())
                 raise CheckpointError(f"{origin}: entry {key!r} {tuple(value.shape)} holds {bad} NaN/inf value(s)")
 

@@ -158,8 +158,9 @@ def encode_mspn(
     Gaussian kernel size. Returns heatmaps (K, h, w) float32 with peak 255 at ``floor(x * w_out / w_in)``
     and target_weight (K,) float32: 1 for labelled joints whose cell lies inside the heatmap, else 0
     (their map is all zero). Like the released code this uses cv2's default BORDER_REFLECT_101, so for a
-    cell within a few pixels of the border (up to 2 for kernel 15) the mirrored mass makes the border
-    pixel the maximum; the map is still scaled so that its maximum is 255.
+    cell closer than ``kernel // 4 + 1`` pixels to a border (4 for kernel 15, 2 for kernel 5) the mirrored
+    mass moves the maximum one or more pixels toward that border; the map is still scaled so that its
+    maximum is 255.
     """
     kp, vis = _check_kp(keypoints, visible)
     kernel = _check_kernel(kernel)

@@ -51,6 +51,10 @@ class InputShapeError(ValueError):
     """The batch given to a :class:`FastForward` does not have the expected shape or dtype."""
 
 
+class ModelOutputError(ValueError):
+    """The prepared model did not return a single heatmap tensor."""
+
+
 # ----------------------------------------------------------------------------------------------------------
 # BatchNorm folding
 # ----------------------------------------------------------------------------------------------------------
@@ -240,7 +244,9 @@ class FastForward:
         if first:
             self.compile_seconds[key] = time.perf_counter() - t0
         if not isinstance(out, torch.Tensor):
-            raise TypeError(f"FastForward: the model returned {type(out).__name__}, expected a heatmap tensor")
+            raise ModelOutputError(
+                f"FastForward: the model returned {type(out).__name__}, expected one (B, K, h, w) heatmap tensor"
+            )
         return out.float().contiguous()
 
     def _bucket(self, n: int) -> int:
@@ -257,8 +263,9 @@ class FastForward:
             )
         n = x.shape[0]
         with torch.inference_mode():
-            if n == 0:
-                return self._run(x[:1].new_zeros((1,) + tuple(x.shape[1:])))[:0]
+            if n == 0:  # the output shape still comes from the network (K, h, w depend on it)
+                dummy = x.new_zeros((self._bucket(1) if self.pad_batches else 1,) + tuple(x.shape[1:]))
+                return self._run(dummy)[:0]
             if not self.pad_batches:
                 return self._run(x)
             # Pad to a fixed batch size (zeros; BN is folded and every op is per-sample, so padding rows do
@@ -370,6 +377,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZES",
     "FastForward",
     "InputShapeError",
+    "ModelOutputError",
     "OptimizeOptionError",
     "PRECISIONS",
     "find_conv_bn_pairs",

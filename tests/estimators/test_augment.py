@@ -55,13 +55,14 @@ def test_transformed_keypoints_land_on_target_peak(p, seed):
             assert (peak[1], peak[0]) == (mu[0], mu[1])
             assert hm[0, j].max() == pytest.approx(1.0)
     assert np.all(w[vis2 == 0] == 0)
-    # MSPN: peak (kernel 5 map) at floor(x / 4) for cells away from the border (reflect-101 border effect)
+    # MSPN: peak at floor(x / 4) for cells at least kernel // 2 from the border (reflect-101 border effect)
     mh, mw = make_targets("mspn", kp_in, vis2, INPUT)
     assert mh.shape == (len(MSPN_KERNELS), 17, INPUT[1] // 4, INPUT[0] // 4)
     for j in np.nonzero(mw)[0]:
         cell = np.floor(kp_in[j] / 4).astype(int)
-        if 3 <= cell[0] < INPUT[0] // 4 - 3 and 3 <= cell[1] < INPUT[1] // 4 - 3:
-            for t in range(len(MSPN_KERNELS)):
+        for t, k in enumerate(MSPN_KERNELS):
+            b = k // 2
+            if b <= cell[0] < INPUT[0] // 4 - b and b <= cell[1] < INPUT[1] // 4 - b:
                 peak = np.unravel_index(mh[t, j].argmax(), mh[t, j].shape)
                 assert (peak[1], peak[0]) == (cell[0], cell[1])
                 assert mh[t, j].max() == pytest.approx(255.0, rel=1e-5)

@@ -181,7 +181,8 @@ def test_hrnet_checkpoint_pth_wrapper_with_module_prefix(tmp_path):
                 "perf": 0.74, "optimizer": {"state": {}, "param_groups": []}}, path)
     assert set(load_state_dict_file(path)) == set(src.state_dict())
     dst = load_checkpoint(small_hrnet(2), path, "official")
-    assert all(torch.equal(dst.state_dict()[k], v) for k, v in src.state_dict().items())
+    loaded = dst.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in src.state_dict().items())
 
 
 def _to_numpy1_spelling(src: Path, dst: Path) -> None:

@@ -141,9 +141,10 @@ def test_encode_mspn_is_blurred_one_hot_with_peak_255(rows, kernel):
         ref = cv2.GaussianBlur(one, (kernel, kernel), 0)
         np.testing.assert_allclose(hm[j], ref * (255 / ref.max()), rtol=1e-5, atol=1e-4)
         assert hm[j].max() == pytest.approx(255.0)
-        # Away from the border the peak is the one-hot cell. Within ~3 cells of it cv2's default
-        # BORDER_REFLECT_101 mirrors the mass and the border pixel can win (as in the released targets).
-        if 3 <= cell[j, 0] <= 48 - 4 and 3 <= cell[j, 1] <= 64 - 4:
+        # Away from the border the peak is the one-hot cell. Closer than kernel // 4 + 1 cells, cv2's default
+        # BORDER_REFLECT_101 mirrors the mass and moves the maximum toward the border (as in released targets).
+        m = kernel // 4 + 1
+        if m <= cell[j, 0] <= 48 - 1 - m and m <= cell[j, 1] <= 64 - 1 - m:
             assert hm[j, cell[j, 1], cell[j, 0]] == pytest.approx(255.0)
 
 
@@ -166,7 +167,8 @@ def test_mspn_targets_kernel_assignment_coarse_to_fine():
 def test_decode_mspn_recovers_encoded_target(x, y):
     """Documented tolerance: the decoded cell is the one-hot cell, moved 0.25 cell (1 input px) toward a
     neighbour; in input px that is within 1 px of the cell centre 4*cell + 2, i.e. within 3 px of (x, y).
-    On the outermost ring but one, the reflect-101 blur moves the maximum to the border cell: within 5 px."""
+    On the ring next to the border the reflect-101 blur moves the maximum to the border cell: within 6 px
+    (1.5 cells)."""
     hm, _ = encode_mspn(np.array([[x, y]]), np.ones(1), HM, INP, 5)
     coords, scores = decode_mspn(hm[None], kernel=5)
     cell = np.floor(np.array([x, y]) / 4)
@@ -174,7 +176,7 @@ def test_decode_mspn_recovers_encoded_target(x, y):
     if interior:
         assert np.abs(coords[0, 0] - (cell * 4 + 2)).max() <= 1.0 + 1e-5
         assert np.abs(coords[0, 0] - [x, y]).max() <= 3.0 + 1e-5
-    assert np.abs(coords[0, 0] - [x, y]).max() <= 5.0 + 1e-5
+    assert np.abs(coords[0, 0] - [x, y]).max() <= 6.0 + 1e-5
     assert scores[0, 0] == pytest.approx(255 / 255 + 0.5)
 
 
