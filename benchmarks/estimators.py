@@ -14,7 +14,10 @@ of a 2048x2048 fp32 matmul rate measured in the same run. Paths:
 - ``bf16``: ``optimize_for_inference(precision="bf16")`` (folded, channels_last, bfloat16 weights/activations);
 - ``bf16_autocast``: the eager model under ``torch.autocast("cpu", bfloat16)`` (for comparison);
 - ``fp32_compiled`` / ``bf16_compiled`` (with ``--compile``): the same plus ``torch.compile`` (Inductor,
-  freezing); the one-off compile seconds per batch shape are reported.
+  freezing); the one-off compile seconds per batch shape are reported;
+- ``fp32_jit`` (only when asked with ``--paths``): the folded channels_last module traced with TorchScript,
+  ``torch.jit.freeze`` + ``torch.jit.optimize_for_inference`` (oneDNN graph rewrites). TorchScript is
+  deprecated, so this path is measured here and not offered by ``estimators.optimize``.
 
 Random weights, random BN statistics (so folding is not trivially exact). Timing: every repeat runs each path
 once in turn (interleaved, so load changes hit all paths alike); crops/s from the best repeat, the median
@@ -28,6 +31,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -52,7 +56,8 @@ STATS_NAMES = {
     "rsn_18_prm": ("mmpose", "rsn18_prm"), "rsn_50_prm": ("mmpose", "rsn50_prm"),
     "rsn50_2x_prm": ("mmpose", "2xrsn50_prm"), "rsn50_4x_prm": ("mmpose", "4xrsn50_prm"),
 }
-ALL_PATHS = ("fp32_eager", "fp32", "bf16", "bf16_autocast", "fp32_compiled", "bf16_compiled")
+ALL_PATHS = ("fp32_eager", "fp32", "bf16", "bf16_autocast", "fp32_compiled", "bf16_compiled", "fp32_jit")
+DEFAULT_PATHS = ("fp32_eager", "fp32", "bf16", "bf16_autocast", "fp32_compiled", "bf16_compiled")
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -104,6 +109,17 @@ def build_paths(model: nn.Module, names: list[str], size: tuple[int, int], batch
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     return m(x).float()
             paths[name] = autocast_forward
+        elif name == "fp32_jit":
+            fast = optimize_for_inference(model, example_shape=example)
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                traced = torch.jit.trace(fast.module, torch.zeros(example).contiguous(memory_format=torch.channels_last))
+                frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+            def jit_forward(x, f=frozen):
+                return f(x.contiguous(memory_format=torch.channels_last)).contiguous()
+            paths[name] = jit_forward
+            info[name] = {"prepare_s": round(time.perf_counter() - t0, 2)}
         else:
             precision = "bf16" if name.startswith("bf16") else "fp32"
             compiled = name.endswith("_compiled")
@@ -180,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--height", type=int, default=256)
     ap.add_argument("--width", type=int, default=192)
-    ap.add_argument("--paths", nargs="+", default=list(ALL_PATHS), choices=ALL_PATHS)
+    ap.add_argument("--paths", nargs="+", default=list(DEFAULT_PATHS), choices=ALL_PATHS)
     ap.add_argument("--compile", action="store_true", help="also measure the torch.compile paths (slow to build)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     args = ap.parse_args(argv)

@@ -136,8 +136,12 @@ class PoseTracker:
         ok = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] - boxes[:, 0] > 1) & (boxes[:, 3] - boxes[:, 1] > 1)
         # A propagated box inherits its person's box score (not the pose score, which would decay
         # multiplicatively from frame to frame).
+        extras = {}
+        if "aux_points" in prev.extras:
+            # BlazePose: the alignment points re-crop the person next frame (rotated ROI, as MediaPipe tracks)
+            extras["aux_points"] = warp_points(prev.extras["aux_points"], flow)
         rec = PoseRecord(boxes, prev.box_scores, moved, prev.keypoint_scores,
-                         origin=np.full(len(boxes), ORIGIN_PROPAGATED, np.int8))
+                         origin=np.full(len(boxes), ORIGIN_PROPAGATED, np.int8), extras=extras)
         return rec[ok]
 
     def step(self, frame: Frame) -> PoseRecord:
@@ -158,6 +162,7 @@ class PoseTracker:
         boxes = [np.zeros((0, 4), np.float32)]
         scores = [np.zeros(0, np.float32)]
         origins = [np.zeros(0, np.int8)]
+        hints = [np.zeros((0, 2, 2), np.float32)]  # per-box ROI hints (BlazePose alignment points), NaN = none
         if self._steps % self.det_interval == 0 or self._prev is None:
             t0 = t()
             det = self.detector.detect([frame])[0]
@@ -166,6 +171,7 @@ class PoseTracker:
             boxes.append(np.asarray(det.boxes, np.float32)[keep])
             scores.append(np.asarray(det.scores, np.float32)[keep])
             origins.append(np.full(int(keep.sum()), ORIGIN_DETECTED, np.int8))
+            hints.append(np.full((int(keep.sum()), 2, 2), np.nan, np.float32))
 
         # 1c. boxes of last frame's poses moved by the flow
         t0 = t()
@@ -174,18 +180,25 @@ class PoseTracker:
             boxes.append(prop.boxes)
             scores.append(prop.box_scores)
             origins.append(prop.origin)
+            hints.append(prop.extras.get("aux_points", np.full((len(prop), 2, 2), np.nan, np.float32)))
         boxes_a = np.concatenate(boxes).astype(np.float32)
         scores_a = np.concatenate(scores).astype(np.float32)
         origin_a = np.concatenate(origins).astype(np.int8)
+        hints_a = np.concatenate(hints).astype(np.float32)
         if len(boxes_a):
             keep = nms(torch.from_numpy(boxes_a), torch.from_numpy(scores_a), self.nms_iou).numpy()
-            boxes_a, scores_a, origin_a = boxes_a[keep], scores_a[keep], origin_a[keep]
+            boxes_a, scores_a, origin_a, hints_a = boxes_a[keep], scores_a[keep], origin_a[keep], hints_a[keep]
         self.times.add("propagate+nms", t() - t0)
 
         # 2. top-down estimation on all boxes in one batch
         t0 = t()
         if len(boxes_a):
-            poses = self.estimator.estimate(image, boxes_a, scores_a)
+            if hasattr(self.estimator, "next_rois") and np.isfinite(hints_a).any():
+                # rows without hints (NaN) fall back to the box ROI inside the estimator
+                rois = self.estimator.next_rois(hints_a[:, 0], hints_a[:, 1])
+                poses = self.estimator.estimate(image, boxes_a, scores_a, rois=rois)
+            else:
+                poses = self.estimator.estimate(image, boxes_a, scores_a)
             rec = PoseRecord(boxes_a, scores_a, poses.keypoints, poses.keypoint_scores, poses.pose_scores,
                              origin=origin_a, frame_index=frame.index, timestamp=frame.timestamp,
                              extras=dict(getattr(poses, "extras", None) or {}))

@@ -26,6 +26,17 @@ from estimators.hrnet import HRNet
 _REPO = Path(__file__).resolve().parents[2]
 LAYOUTS = Path(os.environ.get("POSETRACK_SHARED", _REPO.parent / "shared")) / "reference" / "checkpoint_layouts"
 LAYOUT_FILES = sorted(p.name for p in LAYOUTS.glob("*.json")) if LAYOUTS.is_dir() else []
+BIG = 50_000_000  # layouts above this many values are marked slow (deselect with -m "not slow")
+
+
+def _layout_params() -> list:
+    params = []
+    for name in LAYOUT_FILES:
+        numel = sum(math.prod(shape) for shape in json.loads((LAYOUTS / name).read_text()).values())
+        params.append(pytest.param(name, marks=[pytest.mark.slow] if numel > BIG else [], id=name))
+    return params
+
+
 SOURCES = ("official", "mmpose0x", "mmpose1x")
 _MODEL_NAMES = {"rsn18": "rsn_18", "rsn50": "rsn_50", "2xrsn50": "rsn50_2x", "3xrsn50": "rsn50_3x",
                 "4xrsn50": "rsn50_4x", "4xrsn18": "rsn18_4x"}
@@ -125,7 +136,7 @@ def wrap(source: str, model_name: str, sd: dict[str, torch.Tensor]) -> dict:
 
 
 @pytest.mark.skipif(not LAYOUT_FILES, reason=f"reference layouts not found at {LAYOUTS}")
-@pytest.mark.parametrize("filename", LAYOUT_FILES)
+@pytest.mark.parametrize("filename", _layout_params())
 def test_reference_layout_loads_strictly_from_a_real_file(filename, tmp_path, noise):
     source, name = split_layout_name(filename)
     layout = json.loads((LAYOUTS / filename).read_text())
