@@ -12,7 +12,7 @@ reports the displacement between fp32 and bf16 keypoints in input-crop pixels an
 are (the training memorises 14 people, which is the point: peaked maps, not accuracy).
 
 Usage: ``python benchmarks/bf16_keypoints.py [--model hrnet_w32] [--steps 150] [--batch 4]
-[--time-budget 480] [--threads N] [--save ckpt.pth | --load ckpt.pth]``.
+[--lr 1e-3] [--time-budget 480] [--threads N] [--load ckpt.pth] [--save ckpt.pth]``.
 """
 from __future__ import annotations
 
@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", type=Path, default=COCO_DIR)
     ap.add_argument("--save", type=Path, default=None, help="write the trained state dict here")
-    ap.add_argument("--load", type=Path, default=None, help="skip training, load this state dict")
+    ap.add_argument("--load", type=Path, default=None,
+                    help="start from this state dict (with --steps 0: measure only, no training)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -174,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     line: dict = {"model": args.model, "input": f"{size[0]}x{size[1]}", "people": len(people)}
     if args.load:
         model.load_state_dict(torch.load(args.load, weights_only=True))
-        model.eval()
-    else:
+        line["loaded"] = str(args.load)
+    model.eval()
+    if args.steps > 0:
         line["training"] = train(model, people, size, args.steps, args.batch, args.time_budget, args.seed, args.lr)
         if args.save:
             torch.save(model.state_dict(), args.save)

@@ -97,8 +97,10 @@ def _collate_list(batch):
 
 def predict_samples(model: Any, samples: Sequence[PersonSample], *, input_size: Sequence[int],
                     flip_test: bool = True, device: str | torch.device = "cpu", images_per_batch: int = 8,
-                    max_batch: int = 64, workers: int = 0, progress: bool = False) -> dict[str, np.ndarray]:
-    """Keypoints of every sample (order kept): model in eval mode on ``device``.
+                    max_batch: int = 64, workers: int = 0, progress: bool = False,
+                    flip_pairs: Sequence[Sequence[int]] = COCO_FLIP_PAIRS) -> dict[str, np.ndarray]:
+    """Keypoints of every sample (order kept): model in eval mode on ``device``. ``flip_pairs``: left/right
+    slot pairs for the flip test (``datasets.POSETRACK18_FLIP_PAIRS`` for PoseTrack18 slots).
 
     Returns keypoints (N, K, 2) float32 image px, keypoint_scores (N, K), pose_scores (N,) (per-family
     rescoring of the inference module), areas (N,) px^2 of the 1.25-padded box (HRNet's NMS area).
@@ -130,7 +132,7 @@ def predict_samples(model: Any, samples: Sequence[PersonSample], *, input_size: 
                 scores.append(np.array([samples[t].box_score for t in ids], np.float32))
                 idx.append(ids)
             poses = estimate_batch(model, images, boxes, scores, input_size=input_size, flip_test=flip_test,
-                                   device=device, max_batch=max_batch, flip_pairs=COCO_FLIP_PAIRS)
+                                   device=device, max_batch=max_batch, flip_pairs=flip_pairs)
             for ids, p in zip(idx, poses):
                 kps[ids], kpsc[ids], psc[ids] = p.keypoints, p.keypoint_scores, p.pose_scores
     finally:

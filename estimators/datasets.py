@@ -33,6 +33,9 @@ from .geometry import box_to_center_scale, box_to_center_scale_mspn, transform_p
 from .inference import COCO_FLIP_PAIRS
 
 NUM_KEYPOINTS = 17
+# PoseTrack18 slots are COCO's, but slots 1 / 2 hold head_bottom / head_top: a horizontal flip must not swap
+# them (the COCO pairs would swap the eyes). Ears (3, 4) are never labelled; swapping them is harmless.
+POSETRACK18_FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple(p for p in COCO_FLIP_PAIRS if p != (1, 2))
 POSETRACK_BOX_ENLARGE = 1.15  # HRNet paper Sec. 4.3: keypoint extent + 15 % in length
 
 
@@ -303,6 +306,6 @@ class TopDownDataset(Dataset):
 
 
 __all__ = [
-    "DatasetError", "ImageReadError", "NUM_KEYPOINTS", "PersonSample", "TopDownDataset", "keypoint_box",
+    "DatasetError", "ImageReadError", "NUM_KEYPOINTS", "POSETRACK18_FLIP_PAIRS", "PersonSample", "TopDownDataset", "keypoint_box",
     "load_coco_detections", "load_coco_gt", "load_posetrack", "read_image",
 ]

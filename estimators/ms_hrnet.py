@@ -16,8 +16,9 @@ Our reading of the report (section 3.1; no code was released, the MXNet implemen
 - Each stage has its own 1x1 ``final_layer``; ``forward(return_all=True)`` gives ``[[hm_stage1], [hm_stage2]]``
   for intermediate supervision, ``forward()`` the stage-2 heatmaps.
 
-Departures: the report's 118.2M parameters for "HRNet-W48 * 2" are not reproduced (ours: 2 x 63.6M minus the
-stem; the report does not say which parts it shares or drops).
+Departures: the report's 118.2M parameters for "HRNet-W48 * 2" are not reproduced (the report does not say
+which parts it shares or drops). Ours: ms_hrnet_w32 57,023,138 and ms_hrnet_w48 127,147,522 parameters
+(= 2 x HRNet - stem - layer1.0's 64-channel 1x1 conv and shortcut + the same two taking W channels).
 Layout: ``stages.0.*`` (an HRNet state dict under a prefix) and ``stages.1.*``.
 """
 from __future__ import annotations

@@ -235,6 +235,14 @@ def load_samples(data: DataConfig, split: Literal["train", "val"]):
     return load_posetrack(anns, images)
 
 
+def flip_pairs(data: DataConfig) -> tuple[tuple[int, int], ...]:
+    """Left/right slot pairs of the dataset's 17 slots (PoseTrack18 keeps head_bottom / head_top unswapped)."""
+    from .datasets import POSETRACK18_FLIP_PAIRS
+    from .inference import COCO_FLIP_PAIRS
+
+    return POSETRACK18_FLIP_PAIRS if data.dataset == "posetrack" else COCO_FLIP_PAIRS
+
+
 # ------------------------------------------------------------------------------------------ distributed
 @dataclass
 class DistInfo:
@@ -364,7 +372,7 @@ def validate(model: nn.Module, cfg: TrainConfig, samples, device: torch.device, 
     from .coco_eval import coco_keypoint_eval, coco_results, format_coco_table, posetrack_map, predict_samples
 
     pred = predict_samples(model, samples, input_size=cfg.input_size, flip_test=cfg.val_flip_test, device=device,
-                           workers=min(cfg.data.workers, 2), progress=progress)
+                           workers=min(cfg.data.workers, 2), progress=progress, flip_pairs=flip_pairs(cfg.data))
     if cfg.data.dataset == "coco":
         results = coco_results(samples, pred, cfg.oks_nms)
         stats = coco_keypoint_eval(_expand(cfg.data.val_annotations)[0], results)
@@ -436,7 +444,8 @@ def train(cfg: TrainConfig) -> TrainResult:
 
         train_samples = load_samples(cfg.data, "train")
         val_samples = load_samples(cfg.data, "val") if cfg.val_every > 0 and cfg.data.val_annotations else None
-        dataset = TopDownDataset(train_samples, family, cfg.input_size, cfg.augment.params(), cfg.sigma, cfg.seed)
+        dataset = TopDownDataset(train_samples, family, cfg.input_size, cfg.augment.params(), cfg.sigma, cfg.seed,
+                                 flip_pairs=flip_pairs(cfg.data))
         per_proc = cfg.batch_size // info.world_size
         # The same sampler for 1 and N processes: one permutation per epoch (seed + epoch), split by rank.
         sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True,

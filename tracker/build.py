@@ -15,7 +15,9 @@ def build_estimator(cfg: TrackConfig):
     return create_estimator(e.name, checkpoint=e.checkpoint, source=e.source, **kwargs)
 
 
-def build_detector(cfg: TrackConfig, source_spec: str | None = None):
+def build_detector(cfg: TrackConfig, sequence: str | None = None):
+    """The configured person detector; ``sequence`` (the source's name) lets precomputed PoseTrack
+    detections be matched to frames by the PoseTrack image-id convention."""
     d = cfg.detector
     if d.kind == "blazepose":
         from .blazepose_detector import BlazePoseDetector
@@ -34,7 +36,8 @@ def build_detector(cfg: TrackConfig, source_spec: str | None = None):
     if d.kind == "precomputed":
         if not d.file:
             raise ValueError("detector.kind=precomputed needs detector.file (a COCO detection results JSON)")
-        return detectors.PrecomputedDetector(d.file, score_threshold=d.score_threshold)
+        return detectors.PrecomputedDetector(d.file, annotation_path=d.annotations, sequence=sequence,
+                                            score_threshold=d.score_threshold)
     if d.kind == "gt":
         if not d.file:
             raise ValueError("detector.kind=gt needs detector.file (a PoseTrack 2018 annotation JSON)")
@@ -57,12 +60,12 @@ def build_flow(cfg: TrackConfig):
     return create_flow(f.name, **kwargs)
 
 
-def build_tracker(cfg: TrackConfig, estimator=None, detector=None, flow=None) -> PoseTracker:
+def build_tracker(cfg: TrackConfig, estimator=None, detector=None, flow=None, sequence: str | None = None) -> PoseTracker:
     """A PoseTracker from the config; pass ready components to override (e.g. share one estimator)."""
     a = cfg.association
     return PoseTracker(
         estimator if estimator is not None else build_estimator(cfg),
-        detector if detector is not None else build_detector(cfg),
+        detector if detector is not None else build_detector(cfg, sequence),
         flow if flow is not None else build_flow(cfg),
         det_interval=a.det_interval,
         nms_iou=a.nms_iou,

@@ -31,6 +31,7 @@ class DetectorConfig:
     config: Optional[str] = None        # mmdet config file
     checkpoint: Optional[str] = None    # mmdet checkpoint file
     file: Optional[str] = None          # precomputed detections JSON / PoseTrack annotation JSON (gt)
+    annotations: Optional[str] = None   # precomputed: an annotation file mapping image ids to file names
     score_threshold: float = 0.5
     nms_iou: float = 0.6
     batch_size: int = 1

@@ -72,7 +72,7 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
     out_dir.mkdir(parents=True, exist_ok=True)
     source = open_source(source_spec, image_root=image_root) if image_root else open_source(source_spec)
     if tracker is None:
-        tracker = build_tracker(cfg)
+        tracker = build_tracker(cfg, sequence=source.name)
     config_path = save_yaml(cfg, out_dir / f"{source.name}.config.yaml")
     outputs = TrackOutputs(out_dir, source.name, cfg.output.formats, render=cfg.output.render or show,
                            fps=source.fps or 25.0, keypoint_threshold=cfg.output.keypoint_threshold,

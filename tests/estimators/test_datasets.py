@@ -143,3 +143,32 @@ def test_dataloader_workers_and_corrupt_images(testdata, tmp_path):
     broken[0].image_path = str(bad)
     with pytest.raises(Exception, match="corrupt.jpg"):
         next(iter(DataLoader(TopDownDataset(broken, "hrnet", INPUT), batch_size=1, num_workers=1)))
+
+
+def test_posetrack2017_files_give_the_same_samples(testdata, tmp_path):
+    from eval_posetrack.formats import convert_file
+
+    root = testdata / "posetrack18"
+    files = sorted((root / "annotations" / "val").glob("*.json"))
+    converted = []
+    for f in files:
+        dst = tmp_path / f.name
+        convert_file(f, dst, to="2017", role="gt")
+        assert "annolist" in json.loads(dst.read_text())
+        converted.append(dst)
+    a, b = load_posetrack(files, root), load_posetrack(converted, root)
+    assert len(a) == len(b) == 14
+    for s, t in zip(a, b):
+        assert s.image_path == t.image_path and s.frame_key == t.frame_key
+        np.testing.assert_allclose(s.keypoints, t.keypoints)
+        np.testing.assert_array_equal(s.visible, t.visible)
+
+
+def test_posetrack_flip_keeps_head_bottom_and_head_top():
+    from estimators.augment import flip_keypoints
+    from estimators.datasets import POSETRACK18_FLIP_PAIRS
+
+    kp = np.arange(34, dtype=np.float64).reshape(17, 2)
+    k, _ = flip_keypoints(kp, np.ones(17), 100, POSETRACK18_FLIP_PAIRS)
+    assert k[1, 1] == kp[1, 1] and k[2, 1] == kp[2, 1]  # head_bottom / head_top stay in their slots
+    assert k[5, 1] == kp[6, 1]  # shoulders swap

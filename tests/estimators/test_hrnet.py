@@ -80,12 +80,19 @@ def test_forward_shapes_and_return_all():
             assert t.shape == (2, 8 * 2 ** i, 16 // 2 ** i, 24 // 2 ** i)
 
 
-def test_full_size_forward_w32():
+def test_full_size_forward_w32_and_its_conv_macs(reference):
+    stats = json.loads((reference / "model_stats.json").read_text())["official"]["hrnet_w32"]["256x192"]
     model = hrnet_w32().eval()
+    macs = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: macs.append(mod.weight.numel() * o.shape[-2] * o.shape[-1]))
+             for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     with torch.no_grad():
         hm = model(torch.randn(1, 3, 256, 192))
+    for h in hooks:
+        h.remove()
     assert hm.shape == (1, 17, 64, 48)
     assert torch.isfinite(hm).all()
+    assert sum(macs) == stats["conv_linear_macs"]  # 7.645e9, the paper's 7.1 GFLOPs in 2^30 units
 
 
 def test_batch_items_are_independent():
