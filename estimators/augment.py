@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .codecs import MSPN_KERNELS, encode_gaussian, encode_mspn
-from .geometry import PIXEL_STD, crop, get_affine_transform, transform_points
+from .geometry import PIXEL_STD, crop, get_affine_transform
 from .inference import COCO_FLIP_PAIRS, FAMILIES, flip_permutation
 
 COCO_UPPER_BODY: tuple[int, ...] = tuple(range(11))  # nose, eyes, ears, shoulders, elbows, wrists

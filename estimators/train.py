@@ -582,7 +582,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         result.seconds = time.time() - t0
         if tb is not None:
             tb.close()
-        if info.is_main and cfg.progress:
+        if info.is_main:
             last = f"{result.losses[-1]:.6g}" if result.losses else "n/a"
             print(f"done: {result.epochs_done}/{cfg.epochs} epochs, {step} steps, last loss {last}, "
                   f"best {'AP' if cfg.data.dataset == 'coco' else 'mAP'} "

@@ -66,6 +66,9 @@ class OutputConfig:
     render_fps: Optional[float] = None
     keypoint_threshold: float = 0.3     # for drawing
     flush_every: int = 10               # rewrite the JSON files every N frames (always at the end)
+    # PoseTrack head joints: from_coco = derive head_bottom/head_top from nose + shoulders (COCO-trained
+    # estimators); estimator = the estimator was trained on PoseTrack and predicts them in the eye slots
+    head_keypoints: Literal["from_coco", "estimator"] = "from_coco"
 
 
 @dataclass

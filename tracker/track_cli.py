@@ -76,7 +76,8 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
     config_path = save_yaml(cfg, out_dir / f"{source.name}.config.yaml")
     outputs = TrackOutputs(out_dir, source.name, cfg.output.formats, render=cfg.output.render or show,
                            fps=source.fps or 25.0, keypoint_threshold=cfg.output.keypoint_threshold,
-                           flush_every=cfg.output.flush_every, nframes=source.num_frames)
+                           flush_every=cfg.output.flush_every, nframes=source.num_frames,
+                           head_keypoints=cfg.output.head_keypoints)
     total = source.num_frames
     if cfg.max_frames is not None:
         total = min(total, cfg.max_frames) if total else cfg.max_frames

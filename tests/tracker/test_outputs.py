@@ -1,0 +1,58 @@
+"""Output writers: the COCO -> PoseTrack head joints, the COCO results file."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracker.outputs import CocoResultsWriter, coco_head_to_posetrack
+from tracker.record import PoseRecord
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(-500, 500), st.floats(-500, 500), st.floats(0.2, 3.0), st.floats(-np.pi, np.pi))
+def test_head_joints_follow_the_pose_rigidly(tx, ty, scale, angle):
+    """Derived head_bottom / head_top move with any similarity transform of the pose."""
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(0, 100, (3, 17, 2)).astype(np.float32)
+    sc = rng.uniform(0, 1, (3, 17)).astype(np.float32)
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, -s], [s, c]], np.float32) * scale
+    moved = kp @ rot.T + np.array([tx, ty], np.float32)
+    a, sa = coco_head_to_posetrack(kp, sc)
+    b, sb = coco_head_to_posetrack(moved, sc)
+    np.testing.assert_allclose(a @ rot.T + np.array([tx, ty]), b, atol=1e-2)
+    np.testing.assert_array_equal(sa, sb)
+
+
+def test_head_joints_geometry():
+    kp = np.zeros((1, 17, 2), np.float32)
+    kp[0, 0] = (50, 20)                         # nose
+    kp[0, 5], kp[0, 6] = (40, 50), (60, 50)     # shoulders, mid (50, 50)
+    sc = np.full((1, 17), 0.9, np.float32)
+    sc[0, 5] = 0.4
+    out, osc = coco_head_to_posetrack(kp, sc)
+    np.testing.assert_allclose(out[0, 1], (50, 41))   # head_bottom: 0.3 of the way to the nose
+    np.testing.assert_allclose(out[0, 2], (50, -1))   # head_top: nose + (nose - head_bottom)
+    assert osc[0, 1] == np.float32(0.4) and osc[0, 2] == np.float32(0.9)
+    np.testing.assert_array_equal(out[0, 3:], kp[0, 3:])
+    assert coco_head_to_posetrack(np.zeros((0, 17, 2)), np.zeros((0, 17)))[0].shape == (0, 17, 2)
+
+
+def test_coco_results_writer_is_valid_after_every_flush(tmp_path):
+    path = tmp_path / "r.json"
+    w = CocoResultsWriter(path, flush_every=2)
+    assert json.loads(path.read_text()) == []
+    rec = PoseRecord(np.array([[0, 0, 10, 20]]), np.array([0.9]), np.ones((1, 17, 2)), np.full((1, 17), 0.5),
+                     track_ids=np.array([7]))
+    w.add_frame(0, rec)
+    assert json.loads(path.read_text()) == []      # not flushed yet
+    w.add_frame(1, rec)
+    items = json.loads(path.read_text())
+    assert [i["image_id"] for i in items] == [0, 1] and items[0]["track_id"] == 7
+    assert items[0]["bbox"] == [0.0, 0.0, 10.0, 20.0] and len(items[0]["keypoints"]) == 51
+    w.add_frame(2, rec)
+    w.close()
+    assert len(json.loads(path.read_text())) == 3
