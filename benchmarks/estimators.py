@@ -190,6 +190,9 @@ def bench_model(name: str, args: argparse.Namespace, mm_gflops: float) -> dict:
         results[str(batch)] = per_batch
         print(f"# {name} batch {batch}: " + ", ".join(f"{n} {v['crops_per_s']}/s x{v['ratio_vs_eager']}"
                                                     for n, v in per_batch.items()), file=sys.stderr, flush=True)
+    for per_batch in results.values():  # against the best matmul rate seen anywhere in the run
+        for v in per_batch.values():
+            v["matmul_fraction"] = round(2 * macs * v["crops_per_s"] / (mm_gflops * 1e9), 3)
     line["matmul_fp32_gflops"] = round(mm_gflops, 1)  # best seen in this run (start + between the paths)
     line["heatmap_max_eager"] = float(f"{scale:.3g}")
     line["batches"] = results

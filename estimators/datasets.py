@@ -249,7 +249,8 @@ class TopDownDataset(Dataset):
     """Samples -> (input (3, h, w) float32, targets, target_weight (K,), meta).
 
     family: "hrnet" (RGB/ImageNet normalisation, 1.25-padded box, Gaussian targets) or "mspn" (BGR, their
-    mean/std, box x1.09 / x1.135 as the released code, blurred targets). input_size: (w, h).
+    mean/std, box x1.09 / x1.135: the released test-time enlargement, used for training too so that training
+    and inference crops agree; blurred targets). input_size: (w, h).
     augment: :class:`AugmentParams` (``NO_AUGMENT`` for validation). seed: base of the per-sample RNG;
     call :meth:`set_epoch` before each epoch. Item dict: ``input`` (3, h, w) float32, ``target``
     (T, K, h/4, w/4) float32 (T = 1 HRNet, 5 MSPN; see :func:`estimators.augment.make_targets`),
