@@ -52,6 +52,14 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def safe_sequence_name(name: str) -> str:
+    """A source name usable as a file name: ``rtsp://cam/live`` -> ``rtsp_cam_live``."""
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")
+    return cleaned or "stream"
+
+
 def _display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
@@ -73,15 +81,16 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
     source = open_source(source_spec, image_root=image_root) if image_root else open_source(source_spec)
     if tracker is None:
         tracker = build_tracker(cfg, sequence=source.name)
-    config_path = save_yaml(cfg, out_dir / f"{source.name}.config.yaml")
-    outputs = TrackOutputs(out_dir, source.name, cfg.output.formats, render=cfg.output.render or show,
+    sequence = safe_sequence_name(source.name)
+    config_path = save_yaml(cfg, out_dir / f"{sequence}.config.yaml")
+    outputs = TrackOutputs(out_dir, sequence, cfg.output.formats, render=cfg.output.render or show,
                            fps=source.fps or 25.0, keypoint_threshold=cfg.output.keypoint_threshold,
                            flush_every=cfg.output.flush_every, nframes=source.num_frames,
                            head_keypoints=cfg.output.head_keypoints)
     total = source.num_frames
     if cfg.max_frames is not None:
         total = min(total, cfg.max_frames) if total else cfg.max_frames
-    bar = tqdm(total=total, unit="frame", disable=not progress, desc=source.name, dynamic_ncols=True)
+    bar = tqdm(total=total, unit="frame", disable=not progress, desc=sequence, dynamic_ncols=True)
     show = show and _display_available()
     persons = 0
     tracks: set[int] = set()

@@ -99,3 +99,37 @@ def test_missing_source_is_a_clear_error(tmp_path, capsys):
     assert main(["track", str(tmp_path / "nope.mp4"), "--out", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "nope.mp4" in err and "error" in err
+
+
+def test_track_stream_url_on_loopback(testdata, blazepose_weights, tmp_path, capsys):
+    """`posetrack track http://127.0.0.1:PORT/...`: a real MJPEG-over-HTTP stream served on loopback."""
+    import http.server
+    import threading
+
+    jpegs = [p.read_bytes() for p in sorted(_clip(testdata).glob("*.jpg"))]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for data in jpegs:
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
+                self.wfile.write(data + b"\r\n")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
+        assert main(["track", url, "--out", str(tmp_path), "--no-progress", "--max-frames", "5"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1 and files[0].name.startswith("http_127.0.0.1_")
+    data = json.loads(files[0].read_text())
+    assert len(data["images"]) == 5 and len(data["annotations"]) >= 5
