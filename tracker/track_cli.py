@@ -82,6 +82,10 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
     if tracker is None:
         tracker = build_tracker(cfg, sequence=source.name)
     sequence = safe_sequence_name(source.name)
+    from .sources import CaptureSource
+
+    # live sources (webcam, stream URL) draw in a window whenever a display exists; outputs are written anyway
+    show = (show or isinstance(source, CaptureSource)) and _display_available()
     config_path = save_yaml(cfg, out_dir / f"{sequence}.config.yaml")
     outputs = TrackOutputs(out_dir, sequence, cfg.output.formats, render=cfg.output.render or show,
                            fps=source.fps or 25.0, keypoint_threshold=cfg.output.keypoint_threshold,
@@ -91,7 +95,6 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
     if cfg.max_frames is not None:
         total = min(total, cfg.max_frames) if total else cfg.max_frames
     bar = tqdm(total=total, unit="frame", disable=not progress, desc=sequence, dynamic_ncols=True)
-    show = show and _display_available()
     persons = 0
     tracks: set[int] = set()
     t0 = time.perf_counter()
@@ -111,8 +114,16 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
                 if show and rendered is not None:
                     import cv2
 
-                    cv2.imshow("posetrack", rendered)
-                    if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                    try:
+                        cv2.imshow("posetrack", rendered)
+                        key = cv2.waitKey(1) & 0xFF
+                    except cv2.error:
+                        # opencv-python-headless has no GUI: keep tracking and writing, say so once
+                        print("posetrack track: this OpenCV build cannot open a window "
+                              "(pip install opencv-python for one); writing the outputs only", file=sys.stderr)
+                        show = False
+                        continue
+                    if key in (27, ord("q")):
                         break
     except KeyboardInterrupt:
         interrupted = True
