@@ -382,7 +382,7 @@ def create_estimator(
     precision: str = "fp32",
     flip_test: bool = True,
     max_batch: int = 32,
-    optimize: bool = False,
+    optimize: bool | None = None,
     **model_kwargs,
 ):
     """Build the registered estimator ``name``, load ``checkpoint`` (strict) and wrap it for inference.
@@ -391,6 +391,8 @@ def create_estimator(
     (``checkpoints.suggest_source``; "native" when the keys are our own layout). Without a checkpoint the
     weights are random. ``name == "blazepose"`` returns ``estimators.blazepose.create_blazepose_estimator``
     (checkpoint = landmark .tflite path; input_size/precision/flip_test do not apply to it).
+    optimize: use the BatchNorm-folded channels-last forward (``estimators.optimize``, same outputs within
+    1e-6, 1.6-2.4x faster on CPU); None = on for CPU, off for CUDA.
     """
     if name == "blazepose":
         from .blazepose import create_blazepose_estimator
@@ -407,6 +409,8 @@ def create_estimator(
         load_weights(model, checkpoint, source)
     est = TopDownEstimator(model, name, input_size=input_size or default_input_size(name), device=device,
                            precision=precision, flip_test=flip_test, max_batch=max_batch)
+    if optimize is None:
+        optimize = str(device).split(":")[0] == "cpu"
     if optimize:
         est.optimize()
     return est

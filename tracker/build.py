@@ -22,7 +22,8 @@ def build_detector(cfg: TrackConfig, sequence: str | None = None):
     if d.kind == "blazepose":
         from .blazepose_detector import BlazePoseDetector
 
-        return BlazePoseDetector(score_threshold=d.score_threshold)
+        kwargs = {} if d.tile_scales is None else {"scales": tuple(d.tile_scales)}
+        return BlazePoseDetector(score_threshold=d.score_threshold, **kwargs)
     from . import detectors
 
     if d.kind == "torchvision":

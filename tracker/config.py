@@ -35,6 +35,7 @@ class DetectorConfig:
     score_threshold: float = 0.5
     nms_iou: float = 0.6
     batch_size: int = 1
+    tile_scales: Optional[list[float]] = None  # blazepose: tile sizes as fractions of the short side (None = 1.0, 0.6)
 
 
 @dataclass
