@@ -3,7 +3,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench clean mmdet
 
 $(BIN)/posetrack: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/estimators.py
+
+# optional: mmengine + mmcv 2.1.0 built from source (-std=c++20, ~25 min on 2 idle cores) + mmdet 3.3.0
+mmdet: setup
+	bash scripts/build_mmcv.sh $(VENV)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
