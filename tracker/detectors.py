@@ -261,8 +261,8 @@ class TorchvisionDetector(PersonDetector):
 # MMDetection
 # ---------------------------------------------------------------------------------------------------
 
-MMDET_INSTALL_HINT = ("MMDetection is not installed: run `pip install -e .[mmdet]` for mmengine/mmdet and "
-                      "`scripts/build_mmcv.sh` to compile mmcv 2.1.0 (with its ops) against this torch")
+MMDET_INSTALL_HINT = ("MMDetection is not installed: run `make mmdet` (scripts/build_mmcv.sh VENV) to build "
+                      "mmcv 2.1.0 with its ops against this torch and install mmengine and mmdet 3.3.0")
 
 
 class MMDetDetector(PersonDetector):

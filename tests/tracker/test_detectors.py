@@ -323,7 +323,7 @@ def _mmdet_config(name: str) -> Path:
     return path
 
 
-@pytest.mark.skipif(not _HAS_MMDET, reason="mmdet not installed (pip install -e .[mmdet] and scripts/build_mmcv.sh)")
+@pytest.mark.skipif(not _HAS_MMDET, reason="mmdet not installed (`make mmdet` builds mmcv from source, ~25 min)")
 def test_mmdet_detector_from_a_real_checkpoint_file(tmp_path, clip_frames):
     try:
         from mmdet.apis import init_detector
