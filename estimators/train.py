@@ -85,20 +85,8 @@ class DataConfig:
     workers: int = 4
 
 
-@dataclass
-class AugmentConfig:
-    """See :class:`estimators.augment.AugmentParams`."""
-
-    scale_range: tuple[float, float] = (0.65, 1.35)
-    scale_sigma: float = 0.35
-    rotation: float = 45.0
-    rotation_prob: float = 0.6
-    flip_prob: float = 0.5
-    half_body_prob: float = 0.3
-    half_body_min_joints: int = 8
-
-    def params(self) -> AugmentParams:
-        return AugmentParams(**dataclasses.asdict(self))
+# The augment section of a recipe is the value object the dataset takes (one definition, validated there).
+AugmentConfig = AugmentParams
 
 
 @dataclass
@@ -444,7 +432,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
         train_samples = load_samples(cfg.data, "train")
         val_samples = load_samples(cfg.data, "val") if cfg.val_every > 0 and cfg.data.val_annotations else None
-        dataset = TopDownDataset(train_samples, family, cfg.input_size, cfg.augment.params(), cfg.sigma, cfg.seed,
+        dataset = TopDownDataset(train_samples, family, cfg.input_size, cfg.augment, cfg.sigma, cfg.seed,
                                  flip_pairs=flip_pairs(cfg.data))
         per_proc = cfg.batch_size // info.world_size
         # The same sampler for 1 and N processes: one permutation per epoch (seed + epoch), split by rank.
