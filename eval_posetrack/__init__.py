@@ -7,3 +7,7 @@ Modules: ``formats`` (readers with validation, writers, 2017 <-> 2018 conversion
 ``reference`` (slow literal re-statement of poseval: test oracle, benchmark baseline), ``synthetic``
 (benchmark / test workloads).
 """
+
+from .evaluate import evaluate  # noqa: E402  (the Python API: evaluate(gt_dir, pred_dir) -> summary dict)
+
+__all__ = ["evaluate"]
