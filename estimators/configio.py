@@ -21,6 +21,8 @@ class ConfigError(ValueError):
 
 
 def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is not None:  # Optional[str], list[int], Literal[...]: spell it out
+        return str(tp).replace("typing.", "")
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 

@@ -21,7 +21,8 @@ from .record import PoseRecord
 from .render import draw_poses
 from .sources import Frame
 
-_POSETRACK_SEQ = re.compile(r"^\d{6}_(mpii|bonn|mpiinew)(_.*)?$")
+_POSETRACK_SEQ = re.compile(r"^\d+_(mpii|bonn|mpiinew)(_.*)?$")
+MAX_POSETRACK_ID = 10000  # poseval asserts track ids < 10000
 
 
 def posetrack_file_name(sequence: str, frame: Frame) -> str:
@@ -106,9 +107,12 @@ class VideoRenderer:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             h, w = out.shape[:2]
+            self._size = (w, h)
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
                 raise OSError(f"{self.path}: OpenCV cannot open an MP4 writer here")
+        if out.shape[1::-1] != self._size:  # OpenCV silently drops frames of another size: resize them
+            out = cv2.resize(out, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(out)
         return out
 
@@ -143,6 +147,10 @@ class TrackOutputs:
             self.paths["posetrack18"] = self.out_dir / f"{sequence}.json"
             self._pt18 = PoseTrack18Writer(self.paths["posetrack18"], flush_every=flush_every, nframes=nframes)
         if "posetrack17" in formats:
+            if not _POSETRACK_SEQ.match(sequence):
+                raise ValueError(f"output.formats: posetrack17 needs a PoseTrack sequence name like "
+                                 f"000001_mpiinew_test (the 2017 format encodes it in image names); the source "
+                                 f"is named {sequence!r}. Use posetrack18 (any name) or rename the source.")
             self.paths["posetrack17"] = self.out_dir / f"{sequence}_posetrack17.json"
         self._coco = None
         if "coco" in formats:
@@ -153,6 +161,10 @@ class TrackOutputs:
             self.paths["video"] = self.out_dir / f"{sequence}.mp4"
             self._video = VideoRenderer(self.paths["video"], fps, keypoint_threshold)
         self.frames_written = 0
+        self._id_map: dict[int, int] = {}       # our track id -> PoseTrack id
+        self._taken: set[int] = set()           # PoseTrack ids handed out so far
+        self._scan = 0                          # lowest PoseTrack id that may still be free
+        self._last_seen: dict[int, int] = {}    # our track id -> last frame written
 
     def add(self, frame: Frame, record: PoseRecord) -> np.ndarray | None:
         """Write one frame's poses; returns the rendered image when rendering (for a live window)."""
@@ -160,13 +172,12 @@ class TrackOutputs:
             k = record.keypoints.shape[1]
             if k != 17:
                 raise ValueError(f"PoseTrack output needs 17 keypoints per person, the estimator gives {k}")
-            # PoseTrack files need track ids in [0, 10000) (poseval asserts it); ids never repeat within a
-            # run, so a run that exceeds 10000 tracks wraps around (documented in the README).
             kp, sc = record.keypoints, record.keypoint_scores
             if self.head_keypoints == "from_coco":
                 kp, sc = coco_head_to_posetrack(kp, sc)
-            self._pt18.add_frame(posetrack_file_name(self.sequence, frame), kp, sc, record.track_ids % 10000,
-                                 boxes=record.boxes, box_scores=record.pose_scores)
+            self._pt18.add_frame(posetrack_file_name(self.sequence, frame), kp, sc,
+                                 self._posetrack_ids(record.track_ids), boxes=record.boxes,
+                                 box_scores=record.pose_scores)
         if self._coco is not None:
             self._coco.add_frame(frame.index, record)
         rendered = None
@@ -175,12 +186,51 @@ class TrackOutputs:
         self.frames_written += 1
         return rendered
 
+    def _posetrack_ids(self, track_ids: np.ndarray) -> np.ndarray:
+        """Track ids -> ids in [0, 10000) as poseval requires: our own ids while they fit; past that a new
+        track takes the lowest unused id, and once all are used, the id of the track not seen for the longest
+        time (never one of this frame)."""
+        current = {int(t) for t in track_ids}
+        out = np.empty(len(track_ids), np.int64)
+        for i, t in enumerate(int(t) for t in track_ids):
+            if t not in self._id_map:
+                if t < MAX_POSETRACK_ID and t not in self._taken:
+                    pid = t
+                else:
+                    while self._scan < MAX_POSETRACK_ID and self._scan in self._taken:
+                        self._scan += 1
+                    if self._scan < MAX_POSETRACK_ID:
+                        pid = self._scan
+                    else:
+                        old = min((k for k in self._id_map if k not in current), key=self._last_seen.__getitem__)
+                        pid = self._id_map.pop(old)
+                self._id_map[t] = pid
+                self._taken.add(pid)
+            self._last_seen[t] = self.frames_written
+            out[i] = self._id_map[t]
+        return out
+
     def close(self) -> None:
+        """Finish every file; each writer is closed even if another one fails (or Ctrl-C arrives)."""
+        errors: list[BaseException] = []
+        for closer in (self._close_video, self._close_coco, self._close_posetrack):
+            try:
+                closer()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the other files are closed
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def _close_video(self) -> None:
+        if self._video is not None:
+            self._video.close()
+
+    def _close_coco(self) -> None:
+        if self._coco is not None:
+            self._coco.close()
+
+    def _close_posetrack(self) -> None:
         if self._pt18 is not None:
             self._pt18.close()
             if "posetrack17" in self.formats and self.frames_written:
                 convert_file(self.paths["posetrack18"], self.paths["posetrack17"], to="2017", role="pred")
-        if self._coco is not None:
-            self._coco.close()
-        if self._video is not None:
-            self._video.close()

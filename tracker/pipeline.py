@@ -98,6 +98,10 @@ class PoseTracker:
     ) -> None:
         if det_interval < 1:
             raise ValueError(f"det_interval must be >= 1, got {det_interval}")
+        if getattr(estimator, "num_keypoints", 17) != 17:
+            # OKS association and pose NMS use the COCO-17 sigmas
+            raise ValueError(f"PoseTracker needs an estimator with the 17 COCO keypoints; this one gives "
+                             f"{estimator.num_keypoints}")
         self.estimator = estimator
         self.detector = detector
         self.flow = flow
@@ -121,7 +125,7 @@ class PoseTracker:
 
     def reset(self) -> None:
         """Forget all tracks (ids keep counting up: ids are never reused by one tracker)."""
-        self.associator.reset()
+        self.associator.reset(restart_ids=False)
         self._prev_image = None
         self._prev = None
         self._steps = 0
@@ -163,7 +167,8 @@ class PoseTracker:
         scores = [np.zeros(0, np.float32)]
         origins = [np.zeros(0, np.int8)]
         hints = [np.zeros((0, 2, 2), np.float32)]  # per-box ROI hints (BlazePose alignment points), NaN = none
-        if self._steps % self.det_interval == 0 or self._prev is None:
+        # without flow (none configured, or the frame size changed) nothing can be propagated: detect
+        if self._steps % self.det_interval == 0 or self._prev is None or flow is None:
             t0 = t()
             det = self.detector.detect([frame])[0]
             self.times.add("detect", t() - t0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -46,7 +47,8 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
         ("association.det_interval", args.det_interval), ("device", args.device),
         ("estimator.max_batch", args.batch), ("max_frames", args.max_frames),
     ]
-    out = [f"{k}={v}" for k, v in pairs if v is not None]
+    # JSON-quoted so a value is taken literally (a file named "2024" or "w: v2.pth" stays a string)
+    out = [f"{k}={json.dumps(v)}" for k, v in pairs if v is not None]
     if args.render:
         out.append("output.render=true")
     return out
@@ -88,7 +90,8 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
     show = (show or isinstance(source, CaptureSource)) and _display_available()
     config_path = save_yaml(cfg, out_dir / f"{sequence}.config.yaml")
     outputs = TrackOutputs(out_dir, sequence, cfg.output.formats, render=cfg.output.render or show,
-                           fps=source.fps or 25.0, keypoint_threshold=cfg.output.keypoint_threshold,
+                           fps=cfg.output.render_fps or source.fps or 25.0,
+                           keypoint_threshold=cfg.output.keypoint_threshold,
                            flush_every=cfg.output.flush_every, nframes=source.num_frames,
                            head_keypoints=cfg.output.head_keypoints)
     total = source.num_frames

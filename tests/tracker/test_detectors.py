@@ -309,7 +309,7 @@ _HAS_MMDET = importlib.util.find_spec("mmdet") is not None
 
 @pytest.mark.skipif(_HAS_MMDET, reason="mmdet is installed: the missing-install message cannot be checked")
 def test_mmdet_missing_gives_install_hint():
-    with pytest.raises(DetectorError, match=r"pip install -e \.\[mmdet\].*scripts/build_mmcv\.sh"):
+    with pytest.raises(DetectorError, match=r"make mmdet.*scripts/build_mmcv\.sh"):
         MMDetDetector("any_config.py", None)
 
 

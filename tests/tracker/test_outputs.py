@@ -56,3 +56,26 @@ def test_coco_results_writer_is_valid_after_every_flush(tmp_path):
     w.add_frame(2, rec)
     w.close()
     assert len(json.loads(path.read_text())) == 3
+
+
+def test_posetrack_ids_stay_below_10000_and_unique_per_frame(tmp_path):
+    from tracker.outputs import TrackOutputs
+
+    out = TrackOutputs(tmp_path, "000001_mpiinew_test", ["posetrack18"])
+    assert out._posetrack_ids(np.array([3, 10003, 9999])).tolist() == [3, 0, 9999]
+    out.frames_written = 1
+    assert out._posetrack_ids(np.array([3, 10003])).tolist() == [3, 0]  # a track keeps its id
+    out._taken, out._scan = set(range(10000)), 10000                    # every id used once
+    out.frames_written = 2
+    ids = out._posetrack_ids(np.array([10003, 10005]))
+    assert ids.tolist() == [0, 9999]  # 9999's track is the one unseen for longest; 3 was seen later
+    out.close()
+
+
+def test_posetrack17_needs_a_posetrack_sequence_name(tmp_path):
+    import pytest
+
+    from tracker.outputs import TrackOutputs
+
+    with pytest.raises(ValueError, match="posetrack17 needs a PoseTrack sequence name.*'myvideo'"):
+        TrackOutputs(tmp_path, "myvideo", ["posetrack17"])

@@ -175,6 +175,26 @@ def test_empty_frames_and_reset():
     with pytest.raises(ValueError, match="det_interval"):
         PoseTracker(est, Nobody(), None, det_interval=0)
 
+    class FifteenJoints(OracleEstimator):
+        num_keypoints = 15
+
+    with pytest.raises(ValueError, match="17 COCO keypoints; this one gives 15"):
+        PoseTracker(FifteenJoints(scene), Nobody(), None)
+
+
+def test_without_flow_the_detector_runs_every_frame():
+    scene = make_scene(num_frames=6)
+    det = DroppingDetector(scene)
+    est = OracleEstimator(scene)
+    tracker = PoseTracker(est, det, None, det_interval=3)
+    records = _run(scene, tracker, est)
+    assert det.calls == 6 and all(len(r) == 3 for r in records)
+    before = set(records[-1].track_ids.tolist())
+    tracker.reset()
+    est.frame = 0
+    after = set(tracker.step(Frame(0, 0.0, scene.frames[0], None)).track_ids.tolist())
+    assert not before & after  # ids are never reused by one tracker, also across reset()
+
 
 def test_track_source_writes_valid_outputs_from_a_real_video(tmp_path):
     """Real MP4 encode + decode through open_source, outputs in every format, resolved config saved."""
