@@ -18,6 +18,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
+from torchvision.ops import box_iou
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -27,25 +29,9 @@ from tracker.blazepose_detector import BlazePoseDetector  # noqa: E402
 _SHARED = Path(os.environ.get("POSETRACK_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 DEFAULT_DATA = _SHARED / "data" / "mmpose_testdata"
 CLIP = "posetrack18/videos/000001_mpiinew_test"
-# The three players of the clip, per frame, xyxy image pixels: hand-placed from the frames (white #3 on the
-# left; the blue player falling; the player lying under him). A 4th (the keeper) is partly visible at the
-# right edge in the last frames and not counted.
-CLIP_PLAYERS = [
-    [[360, 275, 565, 580], [605, 260, 800, 440], [600, 400, 850, 525]],
-    [[365, 275, 550, 580], [615, 270, 815, 460], [615, 440, 820, 530]],
-    [[365, 280, 545, 585], [625, 275, 870, 490], [610, 445, 790, 530]],
-    [[380, 280, 540, 590], [615, 280, 870, 490], [605, 450, 775, 535]],
-    [[360, 285, 525, 590], [590, 280, 810, 470], [550, 440, 820, 540]],
-]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(A, B) IoU of xyxy boxes."""
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None] - inter)
+# The three players of the clip, per frame, xyxy image pixels (placed by eye; see the file's _doc).
+CLIP_PLAYERS = json.loads((Path(__file__).resolve().parents[1] / "tests" / "data" / "clip_players.json")
+                          .read_text())["players"]
 
 
 def players_found(players: np.ndarray, boxes: np.ndarray, min_iou: float = 0.1) -> int:
@@ -56,7 +42,7 @@ def players_found(players: np.ndarray, boxes: np.ndarray, min_iou: float = 0.1) 
 
     if len(boxes) == 0:
         return 0
-    m = box_iou(np.asarray(players, np.float64), np.asarray(boxes, np.float64))
+    m = box_iou(torch.as_tensor(np.asarray(players, np.float64)), torch.as_tensor(np.asarray(boxes, np.float64))).numpy()
     r, c = linear_sum_assignment(-m)
     return int((m[r, c] >= min_iou).sum())
 

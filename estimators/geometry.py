@@ -43,6 +43,16 @@ def _fix_aspect(w: np.ndarray, h: np.ndarray, aspect_ratio: float) -> tuple[np.n
     return w2, h2
 
 
+def _centers_sizes(boxes: np.ndarray, aspect_ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """boxes (N, 4) xyxy px -> centers (N, 2) px, widths (N,) px, heights (N,) px (validated)."""
+    b = _as_boxes(boxes)
+    if not aspect_ratio > 0:
+        raise GeometryError(f"aspect_ratio must be > 0, got {aspect_ratio}")
+    w = b[:, 2] - b[:, 0]
+    h = b[:, 3] - b[:, 1]
+    return np.stack([b[:, 0] + 0.5 * w, b[:, 1] + 0.5 * h], axis=1), w, h
+
+
 def box_to_center_scale(
     boxes: np.ndarray, aspect_ratio: float, padding: float = HRNET_PADDING
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -51,12 +61,7 @@ def box_to_center_scale(
     boxes: (N, 4) xyxy image pixels. aspect_ratio: crop width / height (192/256 for 256x192 inputs).
     Returns centers (N, 2) float64 image pixels and scales (N, 2) float64 in units of 200 px.
     """
-    b = _as_boxes(boxes)
-    if not aspect_ratio > 0:
-        raise GeometryError(f"aspect_ratio must be > 0, got {aspect_ratio}")
-    w = b[:, 2] - b[:, 0]
-    h = b[:, 3] - b[:, 1]
-    centers = np.stack([b[:, 0] + 0.5 * w, b[:, 1] + 0.5 * h], axis=1)
+    centers, w, h = _centers_sizes(boxes, aspect_ratio)
     w, h = _fix_aspect(w, h, aspect_ratio)
     scales = np.stack([w, h], axis=1) / PIXEL_STD * padding
     return centers, scales
@@ -69,12 +74,7 @@ def box_to_center_scale_mspn(
 
     No 1.25 padding. Same shapes/units as :func:`box_to_center_scale`.
     """
-    b = _as_boxes(boxes)
-    if not aspect_ratio > 0:
-        raise GeometryError(f"aspect_ratio must be > 0, got {aspect_ratio}")
-    w = b[:, 2] - b[:, 0]
-    h = b[:, 3] - b[:, 1]
-    centers = np.stack([b[:, 0] + 0.5 * w, b[:, 1] + 0.5 * h], axis=1)
+    centers, w, h = _centers_sizes(boxes, aspect_ratio)
     w, h = _fix_aspect(w * enlarge[0], h * enlarge[1], aspect_ratio)
     scales = np.stack([w, h], axis=1) / PIXEL_STD
     return centers, scales

@@ -2,51 +2,29 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
+from torchvision.ops import box_iou
 
 from estimators import weights as W
 from tracker import blazepose_detector as bd
 
-# The three players of the real clip per frame, xyxy image px, placed by eye from the frames (white #3 on
-# the left, the blue player falling, the player lying under him). Same table as benchmarks/blazepose.py.
-CLIP_PLAYERS = [
-    [[360, 275, 565, 580], [605, 260, 800, 440], [600, 400, 850, 525]],
-    [[365, 275, 550, 580], [615, 270, 815, 460], [615, 440, 820, 530]],
-    [[365, 280, 545, 585], [625, 275, 870, 490], [610, 445, 790, 530]],
-    [[380, 280, 540, 590], [615, 280, 870, 490], [605, 450, 775, 535]],
-    [[360, 285, 525, 590], [590, 280, 810, 470], [550, 440, 820, 540]],
-]
+# The three players of the real clip per frame, xyxy image px, placed by eye (shared with the benchmark).
+CLIP_PLAYERS = json.loads((Path(__file__).resolve().parents[1] / "data" / "clip_players.json").read_text())["players"]
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None] - inter)
+    return box_iou(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)).numpy()
 
 
-# ---------------------------------------------------------------------------------------------- pure parts
-def test_anchors_layout():
-    a = bd.ssd_anchors()
-    assert a.shape == (bd.NUM_ANCHORS, 2)
-    assert bd.anchor_group_sizes() == (1568, 392, 294)
-    np.testing.assert_allclose(a[0], a[1])  # two anchors per stride-8 cell
-    np.testing.assert_allclose(a[0], [0.5 / 28, 0.5 / 28])
-    np.testing.assert_allclose(a[2], [1.5 / 28, 0.5 / 28])  # x runs fastest
-    np.testing.assert_allclose(a[1568], [0.5 / 14, 0.5 / 14])
-    np.testing.assert_allclose(a[1960:1966], np.full((6, 2), 0.5 / 7))  # 3 merged stride-32 layers x 2
-    assert a.min() > 0 and a.max() < 1
-
-
-@settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 100), st.floats(0, 100), st.floats(1, 40), st.floats(0.01, 1)),
                 min_size=1, max_size=30))
 def test_weighted_nms_partitions_and_suppresses(rows):
