@@ -25,6 +25,20 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return box_iou(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)).numpy()
 
 
+# ---------------------------------------------------------------------------------------------- pure parts
+def test_anchors_layout():
+    a = bd.ssd_anchors()
+    assert a.shape == (bd.NUM_ANCHORS, 2)
+    assert bd.anchor_group_sizes() == (1568, 392, 294)
+    np.testing.assert_allclose(a[0], a[1])  # two anchors per stride-8 cell
+    np.testing.assert_allclose(a[0], [0.5 / 28, 0.5 / 28])
+    np.testing.assert_allclose(a[2], [1.5 / 28, 0.5 / 28])  # x runs fastest
+    np.testing.assert_allclose(a[1568], [0.5 / 14, 0.5 / 14])
+    np.testing.assert_allclose(a[1960:1966], np.full((6, 2), 0.5 / 7))  # 3 merged stride-32 layers x 2
+    assert a.min() > 0 and a.max() < 1
+
+
+@settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 100), st.floats(0, 100), st.floats(1, 40), st.floats(0.01, 1)),
                 min_size=1, max_size=30))
 def test_weighted_nms_partitions_and_suppresses(rows):
