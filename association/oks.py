@@ -8,16 +8,19 @@ where the area and the visibility v belong to the reference pose (the ground tru
 (FlowTrack, SimpleBaseline section 3) the reference is the previous frame's pose warped by the flow: the
 area is the previous pose's box area (side B here), and a keypoint counts only when it is confidently
 seen on BOTH sides (score >= threshold on A and on B) -- estimated poses have no visibility flags.
+
+COCO evaluation's OKS-NMS (released HRNet ``lib/nms/nms.py`` ``oks_iou``) differs in two places, each a
+parameter here: the scale is the mean of the two poses' areas (``areas_a`` given), and a keypoint counts
+when its score is strictly above the threshold (``strict=True``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-# COCO-17 keypoint sigmas (pycocotools), in COCO keypoint order.
-COCO_SIGMAS: tuple[float, ...] = (
-    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
-    0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
-)
+from association.keypoints import COCO17
+
+# COCO-17 keypoint sigmas (pycocotools), in COCO keypoint order: the layout's, under its historical name.
+COCO_SIGMAS: tuple[float, ...] = COCO17.sigmas
 
 
 class OKSInputError(ValueError):
@@ -32,15 +35,16 @@ def box_areas(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
-def _visibility(keypoints: np.ndarray, scores: np.ndarray | None, threshold: float, name: str) -> np.ndarray:
-    """(N, K) bool: finite keypoint and (when scores are given) score >= threshold."""
+def _visibility(keypoints: np.ndarray, scores: np.ndarray | None, threshold: float, name: str,
+                strict: bool = False) -> np.ndarray:
+    """(N, K) bool: finite keypoint and (when scores are given) score >= threshold (> when ``strict``)."""
     visible = np.isfinite(keypoints).all(axis=-1)
     if scores is not None:
         scores = np.asarray(scores, dtype=np.float64)
         if scores.shape != keypoints.shape[:2]:
             raise OKSInputError(f"{name}: expected shape {keypoints.shape[:2]} (one score per keypoint), "
                                 f"got shape {scores.shape}")
-        visible &= scores >= threshold
+        visible &= (scores > threshold) if strict else (scores >= threshold)
     return visible
 
 
@@ -54,6 +58,8 @@ def oks_matrix(
     scores_b: np.ndarray | None = None,
     score_threshold: float = 0.0,
     sigmas: tuple[float, ...] | np.ndarray | None = None,
+    areas_a: np.ndarray | None = None,
+    strict: bool = False,
 ) -> np.ndarray:
     """OKS of every pose of A against every pose of B.
 
@@ -64,6 +70,9 @@ def oks_matrix(
     scores_a, scores_b: (N, K), (M, K) keypoint confidences; a keypoint enters a pair's OKS only when it is
         finite on both sides and its score is >= score_threshold on both sides (None = all visible).
     sigmas: (K,) per-keypoint sigmas; None -> COCO_SIGMAS (then K must be 17).
+    areas_a: (N,) px^2; when given, a pair's scale is the mean of its two areas (released HRNet ``oks_iou``,
+        used by COCO evaluation's OKS-NMS) instead of B's area alone (tracking).
+    strict: a keypoint counts when its score is > score_threshold (released HRNet) instead of >=.
     Returns (N, M) float64 in [0, 1]; a pair with no jointly visible keypoint gets 0.
     """
     a = np.asarray(keypoints_a, dtype=np.float64)
@@ -85,12 +94,18 @@ def oks_matrix(
         raise OKSInputError(f"areas_b: expected shape ({b.shape[0]},), got shape {areas.shape}")
     if np.any(~np.isfinite(areas)) or np.any(areas < 0):
         raise OKSInputError("areas_b: areas must be finite and >= 0")
-    vis = _visibility(a, scores_a, score_threshold, "scores_a")[:, None, :] & \
-        _visibility(b, scores_b, score_threshold, "scores_b")[None, :, :]  # (N, M, K)
+    scale = areas[None, :]  # (1, M) or (N, M) px^2
+    if areas_a is not None:
+        aa = np.asarray(areas_a, dtype=np.float64)
+        if aa.shape != (a.shape[0],) or np.any(~np.isfinite(aa)) or np.any(aa < 0):
+            raise OKSInputError(f"areas_a: expected ({a.shape[0]},) finite areas >= 0, got shape {aa.shape}")
+        scale = (aa[:, None] + areas[None, :]) / 2.0
+    vis = _visibility(a, scores_a, score_threshold, "scores_a", strict)[:, None, :] & \
+        _visibility(b, scores_b, score_threshold, "scores_b", strict)[None, :, :]  # (N, M, K)
     d2 = ((a[:, None, :, :] - b[None, :, :, :]) ** 2).sum(-1)  # (N, M, K), NaN where a side is NaN
     kvar = (2.0 * sig) ** 2
     # np.spacing(1) as in pycocotools keeps zero-area references finite (OKS -> 0 unless d == 0).
-    e = d2 / kvar[None, None, :] / (areas[None, :, None] + np.spacing(1)) / 2.0
+    e = d2 / kvar[None, None, :] / (scale[:, :, None] + np.spacing(1)) / 2.0
     similarity = np.where(vis, np.exp(-np.where(vis, e, 0.0)), 0.0).sum(-1)
     count = vis.sum(-1)
     return np.where(count > 0, similarity / np.maximum(count, 1), 0.0)

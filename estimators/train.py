@@ -1,7 +1,7 @@
 """Training of the top-down estimators: typed recipe config, (distributed) trainer, checkpoints, validation.
 
 One recipe = one YAML file in ``configs/train_*.yaml`` loaded into :class:`TrainConfig` with
-``estimators.configio.load_yaml`` (unknown keys rejected, dotted overrides). :func:`train` runs it:
+``configs.load_yaml`` (unknown keys rejected, dotted overrides). :func:`train` runs it:
 
 - model from the registry (``model.name``) or, for small variants, the architecture class with explicit
   arguments (``model.arch`` + ``model.kwargs``); optional initialisation from a checkpoint (fine-tuning);
@@ -43,7 +43,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from .augment import AugmentParams
-from .configio import ConfigError, save_yaml, to_dict
+from configs.loader import ConfigError, save_yaml, to_dict
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
@@ -142,7 +142,7 @@ class TrainConfig:
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> TrainConfig:
     """A recipe YAML + dotted ``key=value`` overrides -> TrainConfig."""
-    from .configio import load_yaml
+    from configs.loader import load_yaml
 
     return load_yaml(TrainConfig, path, overrides or [])
 
@@ -174,7 +174,7 @@ def build_estimator(cfg: ModelConfig) -> nn.Module:
 def model_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig | None]:
     """Rebuild the estimator saved by :func:`train` (its config is stored in the checkpoint) and load it."""
     from .checkpoints import read_checkpoint_file, strict_load, unwrap_state_dict
-    from .configio import from_dict
+    from configs.loader import from_dict
 
     obj = read_checkpoint_file(path)
     if not isinstance(obj, dict) or not isinstance(obj.get("config"), dict):

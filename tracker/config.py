@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from estimators.configio import ConfigError, load_yaml, save_yaml, to_dict  # noqa: F401
-
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+from configs import resolve_preset as _resolve
+from configs.loader import ConfigError, load_yaml, save_yaml, to_dict  # noqa: F401
 
 
 @dataclass
@@ -92,16 +91,7 @@ class TrackConfig:
 
 def resolve_preset(name_or_path: str | None) -> Path | None:
     """A preset name (``configs/track_<name>.yaml``) or a YAML path -> path; None -> None (defaults)."""
-    if name_or_path is None:
-        return None
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml"):
-        return p
-    candidate = CONFIG_DIR / f"track_{name_or_path}.yaml"
-    if not candidate.is_file():
-        valid = sorted(q.stem.removeprefix("track_") for q in CONFIG_DIR.glob("track_*.yaml"))
-        raise ConfigError(f"unknown tracking preset {name_or_path!r}; valid presets: {', '.join(valid)}")
-    return candidate
+    return _resolve("track", name_or_path)
 
 
 def load_track_config(preset: str | None = None, overrides: list[str] | None = None) -> TrackConfig:

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from estimators.configio import ConfigError, to_dict
+from configs.loader import ConfigError, to_dict
 from estimators.train import (
     AugmentConfig, DataConfig, ModelConfig, ScheduleConfig, TrainConfig, build_estimator, load_config, lr_factor,
     model_from_checkpoint, train,

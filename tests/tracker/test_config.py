@@ -4,11 +4,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from estimators.configio import ConfigError, load_yaml, save_yaml, to_dict
-from tracker.config import CONFIG_DIR, TrackConfig, load_track_config
+from configs.loader import ConfigError, load_yaml, save_yaml, to_dict
+from configs import list_presets
+from tracker.config import TrackConfig, load_track_config
 
 
-@pytest.mark.parametrize("preset", sorted(p.stem.removeprefix("track_") for p in CONFIG_DIR.glob("track_*.yaml")))
+@pytest.mark.parametrize("preset", list_presets("track"))
 def test_every_preset_loads(preset):
     cfg = load_track_config(preset)
     assert isinstance(cfg, TrackConfig)
