@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from configs.loader import ConfigError, apply_overrides, from_dict, load_yaml, parse_override, save_yaml, to_dict
+from configs.loader import (ConfigError, apply_overrides, from_dict, load_yaml, parse_override, parse_wxh,
+                            save_yaml, to_dict)
 
 PRESET_DIR = Path(__file__).resolve().parent
 
@@ -36,4 +37,4 @@ def resolve_preset(prefix: str, name_or_path: str | Path | None) -> Path | None:
 
 
 __all__ = ["PRESET_DIR", "ConfigError", "apply_overrides", "from_dict", "list_presets", "load_yaml",
-           "parse_override", "resolve_preset", "save_yaml", "to_dict"]
+           "parse_override", "parse_wxh", "resolve_preset", "save_yaml", "to_dict"]

@@ -105,6 +105,17 @@ def from_dict(cls: type[T], data: dict, source: str = "<dict>") -> T:
         raise ConfigError(f"{source}: {exc}") from None
 
 
+def parse_wxh(text: str, what: str = "size") -> tuple[int, int]:
+    """``"WxH"`` (e.g. ``"192x256"``) -> (w, h) positive integers; ConfigError naming ``what`` otherwise."""
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"{what}: expected WxH like 192x256, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"{what}: width and height must be positive, got {text!r}")
+    return w, h
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"a.b.c=VALUE"`` -> (["a","b","c"], VALUE parsed as YAML, so 3 -> int, true -> bool, [1,2] -> list)."""
     if "=" not in text:
