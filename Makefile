@@ -1,33 +1,49 @@
-# Set-up and the everyday jobs. `make setup` creates .venv and installs the project with its dev extra.
+# Set-up and the everyday jobs. `make setup` creates .venv and installs the project with the exact versions of
+# constraints.txt (pyproject.toml holds only ranges) and the extras the tests need (dev, plot, blazepose).
 PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+EXTRAS ?= dev,plot,blazepose
 
-.PHONY: setup test demo bench clean mmdet
+.PHONY: setup test lint demo demo-video bench clean mmdet
 
-$(BIN)/posetrack: pyproject.toml
+$(BIN)/posetrack: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(BIN)/posetrack
 
 # installs the project and fetches the embedded BlazePose weights (from the PyPI wheel mediapipe==0.10.14)
 setup: $(BIN)/posetrack
 	$(BIN)/posetrack weights fetch
 
+# PYTEST_ARGS: extra pytest options, e.g. PYTEST_ARGS="-n 2" (pytest-xdist, one process per core)
+PYTEST_ARGS ?=
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
+
+# ruff on everything, mypy on the pure packages (both configured in pyproject.toml; pre-commit runs the same)
+lint: $(BIN)/posetrack
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python benchmarks/estimators.py
 
-# optional: mmengine + mmcv 2.1.0 built from source (-std=c++20, ~25 min on 2 idle cores) + mmdet 3.3.0
+# optional, for the `mmdet` detector: the `mmdet` extra, then mmengine + mmcv 2.1.0 built from source
+# (-std=c++20, ~25 min on 2 idle cores) + mmdet 3.3.0 (scripts/build_mmcv.sh)
 mmdet: setup
 	bash scripts/build_mmcv.sh $(VENV)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-VIDEO ?= ../shared/data/mmpose_testdata/posetrack18/videos/000001_mpiinew_test/000001_mpiinew_test.mp4
-demo: setup
+# make demo VIDEO=path/to/clip.mp4  (any video file; the output goes to out/demo). VIDEO is checked first.
+VIDEO ?=
+demo-video:
+	@if [ -z "$(VIDEO)" ]; then \
+	    echo "make demo: give the video to track: make demo VIDEO=path/to/clip.mp4" >&2; exit 2; fi
+	@if [ ! -f "$(VIDEO)" ]; then echo "make demo: VIDEO=$(VIDEO): no such file" >&2; exit 2; fi
+
+demo: demo-video setup
 	$(BIN)/posetrack track "$(VIDEO)" --render --out out/demo

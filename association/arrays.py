@@ -26,12 +26,12 @@ def check_boxes(boxes: object, scores: object | None = None, what: str = "boxes"
     Coordinates must be finite; with ``positive`` every box must have x2 > x1 and y2 > y1; scores must be
     finite. Returns (boxes (N, 4), scores (N,)) as ``dtype``. Messages name ``what``, the row and the field.
     """
-    b = np.asarray(boxes, dtype=dtype)
+    b: np.ndarray = np.asarray(boxes, dtype=dtype)
     if b.size == 0:
         b = b.reshape(0, 4)
     if b.ndim != 2 or b.shape[1] != 4:
         raise error(f"{what} boxes: expected shape (N, 4) xyxy pixels, got {b.shape}")
-    s = np.ones(len(b), dtype) if scores is None else np.asarray(scores, dtype=dtype).reshape(-1)
+    s: np.ndarray = np.ones(len(b), dtype) if scores is None else np.asarray(scores, dtype=dtype).reshape(-1)
     if len(s) != len(b):
         raise error(f"{what} box_scores: expected {len(b)} scores (one per box), got {len(s)}")
     if not np.isfinite(b).all():

@@ -14,8 +14,9 @@ Imports nothing of this project and no torch: every package may use it.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -15,13 +15,13 @@ This module holds no video logic and imports no flow code; the pipeline owns fra
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from association.matching import MATCHERS
-from association.oks import COCO_SIGMAS, box_areas, oks_matrix
+from association.oks import box_areas, oks_matrix
 
 Warp = Callable[[np.ndarray], np.ndarray]
 
@@ -32,7 +32,7 @@ class AssociationInputError(ValueError):
 
 @dataclass(frozen=True)
 class TrackSnapshot:
-    """The stored tracks, in the image frame of the last ``update`` (or warped, see warped_previous_poses).
+    """The stored tracks, in the image frame of the last ``update`` (or of the current frame after ``predict``).
 
     track_ids: (T,) int64. keypoints: (T, K, 2) float32 image pixels. keypoint_scores: (T, K) float32.
     areas: (T,) float64 px^2 (box area at the last match). lost_frames: (T,) int64, 0 = matched in the
@@ -56,18 +56,23 @@ class PoseAssociator:
     max_lost_frames: Q, how many consecutive frames a track may go unmatched and still be recovered.
     keypoint_score_threshold: keypoints scoring below this are ignored in OKS (on both sides).
     method: "greedy" (the paper's) or "hungarian".
-    sigmas: (K,) OKS sigmas, None -> COCO-17.
+    sigmas: (K,) OKS sigmas of the estimator's keypoint layout (``KeypointLayout.sigmas``).
     first_id: the first track id handed out; ids then increase by one and are never reused until reset().
-    Each instance owns its id counter and its tracks: two associators never interfere.
+    Every setting is explicit (the tracking config holds the defaults). Each instance owns its id counter and
+    its tracks: two associators never interfere.
+
+    Per frame, either ``update(..., warp)`` or, when the caller needs the warped tracks itself (the tracking
+    pipeline propagates boxes from them), ``predict(warp)`` then ``update(...)``: the tracks are warped once.
     """
 
     def __init__(
         self,
-        min_similarity: float = 0.3,
-        max_lost_frames: int = 5,
-        keypoint_score_threshold: float = 0.2,
-        method: str = "greedy",
-        sigmas: tuple[float, ...] | None = None,
+        *,
+        min_similarity: float,
+        max_lost_frames: int,
+        keypoint_score_threshold: float,
+        method: str,
+        sigmas: Sequence[float],
         first_id: int = 0,
     ) -> None:
         if method not in MATCHERS:
@@ -76,11 +81,14 @@ class PoseAssociator:
             raise AssociationInputError(f"min_similarity: expected an OKS in [0, 1], got {min_similarity}")
         if int(max_lost_frames) < 0:
             raise AssociationInputError(f"max_lost_frames: expected >= 0, got {max_lost_frames}")
+        sigmas = tuple(float(s) for s in sigmas)
+        if not sigmas or not all(np.isfinite(s) and s > 0 for s in sigmas):
+            raise AssociationInputError(f"sigmas: expected (K,) positive OKS sigmas, got {sigmas}")
         self.min_similarity = float(min_similarity)
         self.max_lost_frames = int(max_lost_frames)
         self.keypoint_score_threshold = float(keypoint_score_threshold)
         self.method = method
-        self.sigmas = tuple(COCO_SIGMAS if sigmas is None else sigmas)
+        self.sigmas = sigmas
         self.first_id = int(first_id)
         self._match = MATCHERS[method]
         self.reset()
@@ -94,6 +102,7 @@ class PoseAssociator:
         self._scores = np.zeros((0, num_kp), np.float32)
         self._areas = np.zeros(0, np.float64)
         self._lost = np.zeros(0, np.int64)
+        self._predicted = False
         if restart_ids or not hasattr(self, "_next_id"):
             self._next_id = self.first_id
 
@@ -116,16 +125,21 @@ class PoseAssociator:
         return TrackSnapshot(self._ids[keep].copy(), self._keypoints[keep].copy(), self._scores[keep].copy(),
                              self._areas[keep].copy(), self._lost[keep].copy())
 
-    def warped_previous_poses(self, warp: Warp | None, include_lost: bool = False) -> TrackSnapshot:
-        """previous_poses() with keypoints moved to the current frame by ``warp`` (state is not changed).
+    def predict(self, warp: Warp | None) -> TrackSnapshot:
+        """Move every stored track (active and lost) into the current frame by ``warp`` and return them.
 
-        The pipeline turns these into propagated boxes with boxes_from_keypoints(...).
+        warp: maps (..., 2) pixels of the previous frame to the current frame (e.g.
+            ``lambda p: warp_points(p, flow)``); None = no motion compensation (identity).
+        The next ``update`` (called without a warp) matches against these poses; calling predict twice
+        without an update in between raises AssociationInputError (the tracks would move twice).
         """
-        snap = self.previous_poses(include_lost)
-        if warp is None or len(snap) == 0:
-            return snap
-        return TrackSnapshot(snap.track_ids, self._apply_warp(warp, snap.keypoints), snap.keypoint_scores,
-                             snap.areas, snap.lost_frames)
+        if self._predicted:
+            raise AssociationInputError("predict: already called for this frame; call update() first")
+        if warp is not None and len(self):
+            self._keypoints = self._apply_warp(warp, self._keypoints)
+        self._predicted = True
+        return TrackSnapshot(self._ids.copy(), self._keypoints.copy(), self._scores.copy(), self._areas.copy(),
+                             self._lost.copy())
 
     # -- per frame -----------------------------------------------------------------------------------
     def update(
@@ -139,15 +153,18 @@ class PoseAssociator:
 
         keypoints: (N, K, 2) image pixels of the current frame. keypoint_scores: (N, K).
         boxes: (N, 4) xyxy image pixels of the current poses (their areas scale OKS in the next frame).
-        warp: maps (..., 2) pixels of the previous frame to the current frame (e.g.
-            ``lambda p: warp_points(p, flow)``); None = no motion compensation (identity).
+        warp: as in :meth:`predict`, which update calls with it unless predict was already called for this
+            frame (then warp must be None).
         Returns track_ids: (N,) int64, all >= first_id, distinct within the frame.
         """
         kps, scores, areas = self._check_inputs(keypoints, keypoint_scores, boxes)
+        if not self._predicted:
+            self.predict(warp)
+        elif warp is not None:
+            raise AssociationInputError("warp: the tracks were already moved by predict() for this frame")
+        self._predicted = False
         num_new = kps.shape[0]
         prev_kps = self._keypoints
-        if warp is not None and len(self):
-            prev_kps = self._apply_warp(warp, prev_kps)
         track_ids = np.full(num_new, -1, np.int64)
         matched_tracks = np.zeros(len(self), bool)
         if num_new and len(self):
@@ -181,7 +198,8 @@ class PoseAssociator:
             raise AssociationInputError(f"keypoint_scores: expected shape {kps.shape[:2]}, got shape {scores.shape}")
         boxes = np.asarray(boxes, dtype=np.float64)
         if boxes.shape != (kps.shape[0], 4):
-            raise AssociationInputError(f"boxes: expected shape ({kps.shape[0]}, 4) xyxy pixels, got shape {boxes.shape}")
+            raise AssociationInputError(f"boxes: expected shape ({kps.shape[0]}, 4) xyxy pixels, "
+                                        f"got shape {boxes.shape}")
         areas = box_areas(boxes)
         if not np.isfinite(areas).all():
             raise AssociationInputError("boxes: every box must be finite")

@@ -2,10 +2,11 @@
 
 Random weights give flat heatmaps whose argmax is noise, so bf16-vs-fp32 keypoint differences measured on them
 mean nothing. This script first makes a peaked model: it trains the network briefly (``--steps``, default
-150, batch ``--batch``) on person crops of the real COCO images in ../shared/data/mmpose_testdata/coco
-(test_coco.json, the people with labelled joints) with Gaussian heatmap targets (sigma 2, peak 1, centre
-int(x/4 + 0.5), JointsMSELoss = 0.5 * weighted MSE, Adam, ``--lr`` 1e-3) and light scale/rotation jitter. It then runs the
-un-jittered crops through fp32 eager, the fp32 fast path and the bf16 fast path (``estimators.optimize``),
+150, batch ``--batch``) on person crops of the real COCO images of MMPose's test data
+(``mmpose_testdata/coco`` under ``$POSETRACK_SHARED/data``; test_coco.json, the people with labelled joints)
+with Gaussian heatmap targets (sigma 2, peak 1, centre int(x/4 + 0.5), JointsMSELoss = 0.5 * weighted MSE, Adam,
+``--lr`` 1e-3) and light scale/rotation jitter. It then runs the un-jittered crops through fp32 eager, the fp32
+fast path and the bf16 fast path (``estimators.optimize``),
 decodes each joint by argmax + quarter-pixel offset toward the higher neighbour (HRNet convention), and
 reports the displacement between fp32 and bf16 keypoints in input-crop pixels and in image pixels
 (labelled joints), how often the argmax cell changed, the max heatmap difference, and how peaked the heatmaps
@@ -32,11 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from estimators import build_model  # noqa: E402
 from estimators.optimize import max_abs_diff, optimize_for_inference  # noqa: E402
+from estimators.spec import HRNET  # noqa: E402
 
 _SHARED = Path(os.environ.get("POSETRACK_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 COCO_DIR = _SHARED / "data" / "mmpose_testdata" / "coco"
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # RGB, HRNet family
-STD = np.array([0.229, 0.224, 0.225], np.float32)
+MEAN = np.array(HRNET.mean, np.float32)  # RGB order (HRNET.rgb)
+STD = np.array(HRNET.std, np.float32)
 STRIDE = 4
 SIGMA = 2.0
 

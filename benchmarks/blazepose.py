@@ -2,8 +2,9 @@
 recall on the real PoseTrack clip, and milliseconds per frame of the detector and landmark paths.
 
 Usage: ``python benchmarks/blazepose.py [--data DIR] [--threads N] [--repeats R]``. Needs the weights in the
-cache (``posetrack weights fetch``) and ../shared/data/mmpose_testdata. Timings depend on machine load: they
-are medians over ``--repeats`` passes, measured in this run.
+cache (``posetrack weights fetch``) and MMPose's test data folder (``--data``, default
+``$POSETRACK_SHARED/data/mmpose_testdata``). Timings depend on machine load: they are medians over ``--repeats``
+passes, measured in this run.
 """
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ from torchvision.ops import box_iou
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from estimators.blazepose import POSE_FLAG_THRESHOLD, BlazePoseEstimator  # noqa: E402
-from tracker.blazepose_detector import BlazePoseDetector  # noqa: E402
+from estimators.blazepose import POSE_FLAG_THRESHOLD, BlazePoseDetector, BlazePoseEstimator  # noqa: E402
 
 _SHARED = Path(os.environ.get("POSETRACK_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 DEFAULT_DATA = _SHARED / "data" / "mmpose_testdata"
@@ -42,7 +42,8 @@ def players_found(players: np.ndarray, boxes: np.ndarray, min_iou: float = 0.1) 
 
     if len(boxes) == 0:
         return 0
-    m = box_iou(torch.as_tensor(np.asarray(players, np.float64)), torch.as_tensor(np.asarray(boxes, np.float64))).numpy()
+    m = box_iou(torch.as_tensor(np.asarray(players, np.float64)),
+                torch.as_tensor(np.asarray(boxes, np.float64))).numpy()
     r, c = linear_sum_assignment(-m)
     return int((m[r, c] >= min_iou).sum())
 
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             dets_gt += to_coco(img_id, r, np.ones(len(boxes), bool))
             for detector, sink in ((det, dets_tiled), (single, dets_single)):
                 people = detector.detect_rois(img)
-                r = estimator.estimate_full(img, people.boxes, people.scores, rois=people.rois)
+                r = estimator.estimate_full(img, people.boxes, people.scores, people.roi_points)
                 sink += to_coco(img_id, r, r.pose_flag >= POSE_FLAG_THRESHOLD)
         res[f"coco_ap_gt_boxes{name}"], res[f"coco_ar_gt_boxes{name}"] = coco_ap(gt, dets_gt)
         res[f"coco_ap_tiled_detector{name}"], res[f"coco_ar_tiled_detector{name}"] = coco_ap(gt, dets_tiled)

@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/estimators.py [--models hrnet_w32 ...|all] [--batches 1 8 32] [--repeats 3]
 [--compile] [--paths ...] [--threads N]``.
 
-Per model: parameters; conv/linear MACs at the input size (batch 1, ``estimators.macs`` convention) and the
+Per model: parameters; conv/linear MACs at the input size (batch 1, ``benchmarks/macs.py`` convention) and the
 model_stats.json reference when there is one; then for every batch size the crops/s of each inference path,
 its ratio to fp32 eager of the same model measured in the same run, the max abs difference of its heatmaps
 from eager's on the same random input, and the achieved arithmetic rate (2 x MACs x crops/s) as a fraction
@@ -32,16 +32,16 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.macs import count_macs, count_params  # noqa: E402
 from estimators import build_model, list_models  # noqa: E402
-from estimators.macs import count_macs, count_params  # noqa: E402
 from estimators.optimize import max_abs_diff, optimize_for_inference  # noqa: E402
 
 _SHARED = Path(os.environ.get("POSETRACK_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -116,7 +116,8 @@ def build_paths(model: nn.Module, names: list[str], size: tuple[int, int], batch
             fast = optimize_for_inference(model, example_shape=example)
             with torch.inference_mode(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                traced = torch.jit.trace(fast.module, torch.zeros(example).contiguous(memory_format=torch.channels_last))
+                example_x = torch.zeros(example).contiguous(memory_format=torch.channels_last)
+                traced = torch.jit.trace(fast.module, example_x)
                 frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
             def jit_forward(x, f=frozen):
@@ -170,9 +171,9 @@ def bench_model(name: str, args: argparse.Namespace, mm_gflops: float) -> dict:
                 outs[n] = paths[n](x).float()
             for _ in range(args.repeats):
                 for n in names:
-                    times[n].append(_timed(lambda: paths[n](x)))
+                    times[n].append(_timed(lambda n=n, x=x: paths[n](x)))
                 # The reference matmul rate, timed between the paths so it sees the same machine load.
-                mm_times += [_timed(lambda: a @ b) for _ in range(3)]
+                mm_times += [_timed(lambda a=a, b=b: a @ b) for _ in range(3)]
         mm_gflops = max(mm_gflops, 2 * MATMUL_N**3 / min(mm_times) / 1e9)
         eager_best = min(times["fp32_eager"])
         scale = float(outs["fp32_eager"].abs().max())
@@ -212,10 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = list_models() if args.models == ["all"] else args.models
-    unknown = sorted(set(models) - set(list_models()))
+    networks = list_models("topdown")  # the torch networks (BlazePose has its own benchmark)
+    models = networks if args.models == ["all"] else args.models
+    unknown = sorted(set(models) - set(networks))
     if unknown:
-        ap.error(f"unknown model(s) {unknown}; valid: {', '.join(list_models())}")
+        ap.error(f"unknown model(s) {unknown}; valid: {', '.join(networks)}")
     if any(b <= 0 for b in args.batches) or args.repeats <= 0:
         ap.error("--batches and --repeats must be positive")
     mm = matmul_gflops()

@@ -4,7 +4,7 @@ Builds N sequences x F frames x P people (jitter, id switches, misses, false pos
 frames, ignore regions; GT coordinates with 2 decimals, predictions with 3), then times:
   * ours: ``evaluate(gt, pred)`` end to end (reading + validation + AP + MOTA, fast MOT engine);
   * the same with ``mot_engine="motmetrics"`` (one real MOTAccumulator per joint per sequence);
-  * the literal baseline ``eval_posetrack.reference`` (poseval's per-frame x person x person x joint
+  * the literal baseline ``tests/eval_posetrack/reference.py`` (poseval's per-frame x person x person x joint
     Python loops + real MOTAccumulators), on the first ``--baseline-seqs`` sequences only (it is slow).
 Prints one JSON line: seconds, frames per second, and speed ratios (frames/s over frames/s). The
 official poseval reportedly needs ~25 s per 300 frames (12 frames/s) with its original motmetrics;
@@ -15,6 +15,7 @@ that figure is quoted, not measured here.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -23,12 +24,26 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from types import ModuleType
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-from eval_posetrack.evaluate import evaluate  # noqa: E402
-from eval_posetrack.reference import evaluate_reference  # noqa: E402
-from eval_posetrack.synthetic import make_workload  # noqa: E402
+from eval_posetrack import evaluate  # noqa: E402
+
+
+def _test_module(name: str) -> ModuleType:
+    """A module of tests/eval_posetrack/ (the literal oracle and the workload builder are test material)."""
+    path = REPO / "tests" / "eval_posetrack" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"eval_posetrack_tests_{name}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+evaluate_reference = _test_module("reference").evaluate_reference
+make_workload = _test_module("synthetic").make_workload
 
 OFFICIAL_FPS = 300 / 25.0
 

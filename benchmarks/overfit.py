@@ -1,10 +1,10 @@
 """Learning is real: overfit the 4 COCO test images (12 persons with keypoints) with a small HRNet on CPU.
 
-Runs the real trainer (``estimators.train.train``: dataset -> targets -> JointsMSE -> Adam -> checkpoint ->
+Runs the real trainer (``estimators.training.loop.train``: dataset -> targets -> JointsMSE -> Adam -> checkpoint ->
 COCO AP with ground-truth boxes through the shared inference + pycocotools) and prints one JSON line:
 the initial loss (step 1: the untrained network, before any update), the final loss (mean of the last 5
-steps), the drop factor, the COCO AP / AR on those images,
-wall time. Exit status 1 when the loss does not fall >= 10x or AP <= 0.5.
+steps), the drop factor, the COCO AP / AR on those images, wall time. Exit status 1 when the loss does not
+fall >= 10x or AP <= 0.5.
 
     .venv/bin/python benchmarks/overfit.py [--steps 300] [--width 16] [--input 96x128] [--threads 1]
 """
@@ -35,15 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", default=None, help="run folder (default: a temporary one)")
     args = ap.parse_args(argv)
 
-    from estimators.train import AugmentConfig, DataConfig, ModelConfig, ScheduleConfig, TrainConfig, train
+    from configs import parse_wxh
+    from estimators.training.config import AugmentConfig, DataConfig, ModelConfig, ScheduleConfig, TrainConfig
+    from estimators.training.loop import train
 
-    w, h = (int(v) for v in args.input.lower().split("x"))
+    w, h = parse_wxh(args.input, "--input")
     ann = str(Path(args.data) / "test_coco.json")
     out = args.output or tempfile.mkdtemp(prefix="overfit_")
     n_persons = 12  # persons with >= 1 labelled keypoint in test_coco.json: one batch holds them all
     # No augmentation: the point is to show the whole chain can fit the data; validation uses the same crops.
     cfg = TrainConfig(
-        model=ModelConfig(arch="hrnet", kwargs={"width": args.width, "num_modules": [1, 1, 1], "num_blocks": args.blocks,
+        model=ModelConfig(arch="hrnet", kwargs={"width": args.width, "num_modules": [1, 1, 1],
+                                                "num_blocks": args.blocks,
                                                 "layer1_blocks": 1}),
         data=DataConfig(dataset="coco", train_annotations=[ann], train_images=args.data, val_annotations=[ann],
                         val_images=args.data, workers=0),

@@ -3,6 +3,9 @@ for 1-100 people per frame. Prints one JSON line per measurement.
 
     python benchmarks/pipeline.py --source VIDEO [--preset default] [overrides ...] [--repeat 2]
     python benchmarks/pipeline.py --association-only
+
+VIDEO: e.g. the 5-frame PoseTrack18 clip ``000001_mpiinew_test.mp4`` of MMPose's test data
+(``tests/data/posetrack18/videos/000001_mpiinew_test/`` in MMPose).
 """
 from __future__ import annotations
 
@@ -16,18 +19,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DEFAULT_SOURCE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "mmpose_testdata" / "posetrack18"
-                  / "videos" / "000001_mpiinew_test" / "000001_mpiinew_test.mp4")
-
 
 def bench_pipeline(source: str, preset: str, overrides: list[str], repeat: int, resize: int | None) -> dict:
+    import tempfile
+
     import cv2
 
     from tracker.build import build_tracker
     from tracker.config import load_track_config
     from tracker.sources import Frame, open_source
-
-    import tempfile
 
     cfg = load_track_config(preset, overrides)
     tracker = build_tracker(cfg)
@@ -75,19 +75,24 @@ def bench_pipeline(source: str, preset: str, overrides: list[str], repeat: int, 
         "resolution": list(frames[0].image.shape[1::-1]), "frames": n, "persons_per_frame": round(persons / n, 2),
         "fps_end_to_end": round(n / (seconds + decode_ms * n / 1000), 2), "fps_without_decode": round(n / seconds, 2),
         "ms_per_frame": {k: round(v, 2) for k, v in stages.items()},
-        "det_interval": cfg.association.det_interval, "estimator": cfg.estimator.name, "detector": cfg.detector.kind,
+        "det_interval": cfg.propagation.det_interval, "estimator": getattr(cfg.estimator, "name", cfg.estimator.kind),
+        "detector": cfg.detector.kind,
     }
 
 
 def bench_association(people: list[int], frames: int = 50, seed: int = 0) -> list[dict]:
     from association import PoseAssociator
+    from association.keypoints import COCO17
+    from tracker.build import build_associator
+    from tracker.config import load_track_config
 
+    cfg = load_track_config(None)
     rng = np.random.default_rng(seed)
     out = []
     for n in people:
         base = rng.uniform(0, 1500, (n, 1, 2)) + rng.normal(0, 30, (n, 17, 2))
         vel = rng.normal(0, 3, (n, 1, 2))
-        assoc = PoseAssociator()
+        assoc: PoseAssociator = build_associator(cfg, COCO17.sigmas)  # the config's settings
         scores = np.full((n, 17), 0.9, np.float32)
         shift = lambda p: p + 1.0  # noqa: E731  (a cheap warp: the flow lookup is timed in the pipeline bench)
         t0 = time.perf_counter()
@@ -102,7 +107,7 @@ def bench_association(people: list[int], frames: int = 50, seed: int = 0) -> lis
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--source", default=str(DEFAULT_SOURCE))
+    ap.add_argument("--source", help="a video file (required unless --association-only)")
     ap.add_argument("--preset", default="default")
     ap.add_argument("--repeat", type=int, default=4, help="passes over the clip (short clips need several)")
     ap.add_argument("--resize", type=int, default=None, help="resize frames to this width first (e.g. 640)")
@@ -110,6 +115,8 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     if not args.association_only:
+        if not args.source:
+            ap.error("--source VIDEO is required (or --association-only)")
         print(json.dumps(bench_pipeline(args.source, args.preset, args.overrides, args.repeat, args.resize)))
     for row in bench_association([1, 3, 10, 30, 100]):
         print(json.dumps(row))

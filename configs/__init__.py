@@ -7,8 +7,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from configs.loader import (ConfigError, apply_overrides, from_dict, load_yaml, parse_override, parse_wxh,
-                            save_yaml, to_dict)
+from configs.loader import (
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    load_yaml,
+    parse_override,
+    parse_wxh,
+    read_yaml,
+    save_yaml,
+    set_value,
+    tagged_union_kinds,
+    to_dict,
+)
 
 PRESET_DIR = Path(__file__).resolve().parent
 
@@ -37,4 +48,5 @@ def resolve_preset(prefix: str, name_or_path: str | Path | None) -> Path | None:
 
 
 __all__ = ["PRESET_DIR", "ConfigError", "apply_overrides", "from_dict", "list_presets", "load_yaml",
-           "parse_override", "parse_wxh", "resolve_preset", "save_yaml", "to_dict"]
+           "parse_override", "parse_wxh", "read_yaml", "resolve_preset", "save_yaml", "set_value",
+           "tagged_union_kinds", "to_dict"]

@@ -4,7 +4,7 @@
   reconstruction functions/classes that MMPose 1.x files need for the numpy arrays in ``meta.dataset_meta``.
   A pickle that asks for anything else (e.g. a ``__reduce__`` calling ``os.system``) is refused, never retried
   unsafely.
-- Wrappers (see ../shared/reference/README.md): a raw state dict (HRNet ``final_state.pth``/``model_best.pth``),
+- Wrappers, as the released files are: a raw state dict (HRNet ``final_state.pth``/``model_best.pth``),
   ``{'state_dict': ..., 'best_state_dict', 'model': name, ...}`` (HRNet ``checkpoint.pth``, keys ``module.*``),
   ``{'model': ..., 'optimizer', 'scheduler', 'iteration'}`` (MSPN/RSN) and ``{'meta', 'state_dict'}`` (MMPose);
   ``module.`` prefixes are stripped. The wrapper is recognised from the file's structure; ``source`` only picks
@@ -13,6 +13,8 @@
   layout (what ``save_state_dict`` writes) and needs no remap.
 - Loading is strict: missing keys, unexpected keys and shape mismatches are reported together in one
   ``CheckpointError``; NaN/inf values are refused naming the key.
+- The keypoint layout a checkpoint was trained for is read from ``meta.dataset_meta`` (MMPose 1.x, and our own
+  files written with a layout by :func:`save_state_dict`): :func:`checkpoint_layout`.
 """
 from __future__ import annotations
 
@@ -25,6 +27,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from association.keypoints import KeypointLayout, LayoutError, layout_from_meta
+
+from .precision import CHECKPOINT_FORMATS
+
+FORMATS = CHECKPOINT_FORMATS  # the formats load_weights takes (--checkpoint-format choices)
 NATIVE_SOURCE = "native"  # our own layout, as written by save_state_dict
 _MAX_LISTED = 12  # keys listed per category in an error message
 
@@ -71,7 +78,8 @@ def read_checkpoint_file(path: str | Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         detail = str(exc).strip().splitlines()
-        reason = next((line for line in detail if "GLOBAL" in line or "Unsupported" in line), detail[0] if detail else "")
+        reason = next((line for line in detail if "GLOBAL" in line or "Unsupported" in line),
+                      detail[0] if detail else "")
         raise CheckpointError(
             f"{path}: refused to load: its pickle asks for code or classes a weights file never needs "
             f"(weights_only=True allows tensors, containers and numpy arrays only). Torch said: {reason.strip()}"
@@ -148,7 +156,8 @@ def strict_load(module: nn.Module, state_dict: Mapping[str, torch.Tensor], origi
             parts.append(f"{len(unexpected)} unexpected key(s): {_listed(unexpected)}")
         if mismatched:
             parts.append(f"{len(mismatched)} shape mismatch(es): {_listed(mismatched)}")
-        raise CheckpointError(f"{origin}: does not fit {type(module).__name__} ({len(target)} entries): " + "; ".join(parts))
+        raise CheckpointError(f"{origin}: does not fit {type(module).__name__} ({len(target)} entries): "
+                              + "; ".join(parts))
     module.load_state_dict(dict(state_dict), strict=True)
     return module
 
@@ -170,7 +179,8 @@ def remap_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], sour
     remaps = checkpoint_remaps(model)
     if source not in remaps:
         valid = ", ".join(sorted([NATIVE_SOURCE, *remaps]))
-        raise CheckpointError(f"{origin}: unknown checkpoint source {source!r} for {type(model).__name__}; valid: {valid}")
+        raise CheckpointError(f"{origin}: unknown checkpoint source {source!r} for {type(model).__name__}; "
+                              f"valid: {valid}")
     try:
         return remaps[source](state_dict)
     except CheckpointError:
@@ -203,7 +213,8 @@ def suggest_source(state_dict: Mapping[str, Any]) -> str:
     has_official = any(k.startswith(("final_layer", "top.", "stage")) for k in keys)
     sample = ", ".join(keys[:5])
     if has_kh and has_head:
-        raise CheckpointError(f"ambiguous checkpoint source: both 'keypoint_head.' (MMPose 0.x) and 'head.' (MMPose 1.x) "
+        raise CheckpointError(f"ambiguous checkpoint source: both 'keypoint_head.' (MMPose 0.x) and 'head.' "
+                              f"(MMPose 1.x) "
                               f"keys present (first keys: {sample})")
     if (has_kh or has_head) and has_official:
         raise CheckpointError(f"ambiguous checkpoint source: MMPose head keys and official top-level keys "
@@ -218,10 +229,63 @@ def suggest_source(state_dict: Mapping[str, Any]) -> str:
                           f"final_layer/top./stage* pattern); first keys: {sample or '(none)'}")
 
 
-def save_state_dict(model: nn.Module, path: str | Path) -> Path:
-    """Write ``model``'s plain state dict (our layout, CPU tensors) to ``path``; load it back with source "native"."""
+def checkpoint_layout(obj: Any, origin: str) -> KeypointLayout | None:
+    """The keypoint layout a checkpoint object (as read by :func:`read_checkpoint_file`) declares, or None.
+
+    Read from ``obj["meta"]["dataset_meta"]``: MMPose 1.x's dataset metadata or our ``KeypointLayout.to_meta()``.
+    Files without it (official, MMPose 0.x, plain state dicts) say nothing.
+    """
+    meta = obj.get("meta") if isinstance(obj, Mapping) else None
+    dataset_meta = meta.get("dataset_meta") if isinstance(meta, Mapping) else None
+    if not isinstance(dataset_meta, Mapping):
+        return None
+    try:
+        return layout_from_meta(dataset_meta)
+    except (LayoutError, TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{origin}: meta.dataset_meta does not describe a keypoint layout: {exc}") from None
+
+
+def guess_source(model: nn.Module, state_dict: Mapping[str, Any]) -> str:
+    """The format of an unwrapped ``state_dict`` for ``model``: "native" when its keys are exactly ``model``'s
+    own, else :func:`suggest_source` of its keys."""
+    if set(state_dict) == set(model.state_dict()):
+        return NATIVE_SOURCE
+    return suggest_source(state_dict)
+
+
+def load_weights_object(model: nn.Module, obj: Any, origin: str,
+                        checkpoint_format: str | None = None) -> tuple[str, KeypointLayout | None]:
+    """:func:`load_weights` of an already read checkpoint object (``origin`` names it in errors)."""
+    layout = checkpoint_layout(obj, origin)
+    k = getattr(model, "num_keypoints", None)
+    if layout is not None and k is not None and layout.num_keypoints != int(k):
+        raise CheckpointError(f"{origin}: its keypoint layout {layout.name!r} has {layout.num_keypoints} keypoints, "
+                              f"the model {type(model).__name__} has {k}")
+    state_dict = unwrap_state_dict(obj, origin)
+    fmt = checkpoint_format if checkpoint_format is not None else guess_source(model, state_dict)
+    check_finite(state_dict, origin)
+    strict_load(model, remap_state_dict(model, state_dict, fmt, origin), origin)
+    return fmt, layout
+
+
+def load_weights(model: nn.Module, path: str | Path,
+                 checkpoint_format: str | None = None) -> tuple[str, KeypointLayout | None]:
+    """Load checkpoint file ``path`` strictly into ``model`` (in place).
+
+    checkpoint_format: one of :data:`FORMATS`; None = guessed from the keys (:func:`guess_source`). Returns
+    (the format used, the keypoint layout the file declares or None, see :func:`checkpoint_layout`).
+    """
+    return load_weights_object(model, read_checkpoint_file(path), str(path), checkpoint_format)
+
+
+def save_state_dict(model: nn.Module, path: str | Path, layout: KeypointLayout | None = None) -> Path:
+    """Write ``model``'s state dict (our layout, CPU tensors) to ``path``; load it back with format "native".
+
+    Without ``layout`` the file is a plain state dict; with it ``{"state_dict", "meta": {"dataset_meta":
+    layout.to_meta()}}`` so :func:`load_weights` returns the layout.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    torch.save(state, path)
+    torch.save(state if layout is None else {"state_dict": state, "meta": {"dataset_meta": layout.to_meta()}}, path)
     return path

@@ -16,11 +16,12 @@ MSPN / RSN family, as the released MSPN code:
   the second peak is the argmax of the *blurred* map after suppressing the single maximum pixel — on a
   smooth map this is the highest of the 8 neighbours, so the step can be diagonal. Then clamp to
   [0, W-1] x [0, H-1] and map to input pixels with ``x * stride + stride / 2`` (stride 4: ``x*4 + 2``).
-  Joint score = UNBLURRED heatmap value at the integer argmax / 255 + 0.5.
+  Joint score = UNBLURRED heatmap value at the integer argmax / 255 + 0.5 (the released raw score; estimators
+  report it calibrated, minus 0.5, see ``estimators.spec``).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -200,11 +201,9 @@ def mspn_targets(
     if len(heatmap_sizes) != 4:
         raise CodecError(f"heatmap_sizes: expected 4 (w, h) sizes, got {len(heatmap_sizes)}")
     first = 1 if stage_is_final else 0
-    targets, weight = [], None
-    for j, size in enumerate(heatmap_sizes):
-        hm, weight = encode_mspn(keypoints, visible, size, input_size, MSPN_KERNELS[first + j])
-        targets.append(hm)
-    return targets, weight
+    pairs = [encode_mspn(keypoints, visible, size, input_size, MSPN_KERNELS[first + j])
+             for j, size in enumerate(heatmap_sizes)]
+    return [hm for hm, _ in pairs], pairs[-1][1]
 
 
 def decode_mspn(heatmaps, kernel: int = MSPN_TEST_KERNEL, stride: float = 4.0) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ Conventions (those of the released HRNet code, which MSPN/RSN share):
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

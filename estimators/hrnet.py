@@ -15,12 +15,15 @@ Parameter counts (random init): hrnet_w32 28,536,113; hrnet_w48 63,595,745 (1754
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
 
-from .registry import register_model
+from association.keypoints import COCO17
+
+from .registry import register
+from .spec import HRNET, ModelSpec
 
 BN_MOMENTUM = 0.1  # the authors' value (pose_hrnet.py)
 
@@ -78,7 +81,8 @@ class Bottleneck(nn.Module):
 BlockType = type[BasicBlock] | type[Bottleneck]
 
 
-def make_res_layer(block: BlockType, in_channels: int, channels: int, num_blocks: int, stride: int = 1) -> nn.Sequential:
+def make_res_layer(block: BlockType, in_channels: int, channels: int, num_blocks: int,
+                   stride: int = 1) -> nn.Sequential:
     """``num_blocks`` residual blocks; the first gets a 1x1 conv-BN shortcut when the shape changes."""
     downsample = None
     out_channels = channels * block.expansion
@@ -135,7 +139,8 @@ class HighResolutionModule(nn.Module):
                     for k in range(i - j):
                         last = k == i - j - 1
                         out = ch[i] if last else ch[j]
-                        layers: list[nn.Module] = [conv3x3(ch[j], out, stride=2), nn.BatchNorm2d(out, momentum=BN_MOMENTUM)]
+                        layers: list[nn.Module] = [conv3x3(ch[j], out, stride=2),
+                                                   nn.BatchNorm2d(out, momentum=BN_MOMENTUM)]
                         if not last:
                             layers.append(nn.ReLU(inplace=True))
                         steps.append(nn.Sequential(*layers))
@@ -208,7 +213,7 @@ def _add(taps: list[torch.Tensor], lateral: list[torch.Tensor] | None) -> list[t
         return taps
     if len(lateral) != len(taps):
         raise ValueError(f"lateral features: expected {len(taps)} tensors, got {len(lateral)}")
-    return [t + l for t, l in zip(taps, lateral)]
+    return [t + lat for t, lat in zip(taps, lateral)]
 
 
 class HRNet(nn.Module):
@@ -238,7 +243,7 @@ class HRNet(nn.Module):
             raise ValueError(f"HRNet: num_modules must give stages 2, 3 and 4, got {list(num_modules)}")
         if final_conv_kernel not in (1, 3):
             raise ValueError(f"HRNet: final_conv_kernel must be 1 or 3, got {final_conv_kernel}")
-        self.family = "hrnet"
+        self.family = HRNET.name
         self.arch = "hrnet"
         self.num_keypoints = int(num_keypoints)
         self.width = int(width)
@@ -314,12 +319,10 @@ HRNET_VARIANTS: dict[str, dict] = {
 }
 
 
-@register_model("hrnet_w32")
 def hrnet_w32(num_keypoints: int = 17) -> HRNet:
     return HRNet(num_keypoints=num_keypoints, **HRNET_VARIANTS["hrnet_w32"])
 
 
-@register_model("hrnet_w48")
 def hrnet_w48(num_keypoints: int = 17) -> HRNet:
     return HRNet(num_keypoints=num_keypoints, **HRNET_VARIANTS["hrnet_w48"])
 
@@ -361,3 +364,9 @@ CHECKPOINT_REMAPS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch
     "mmpose0x": _from_mmpose0x,
     "mmpose1x": _from_mmpose1x,
 }
+
+
+for _name, _builder, _what in (("hrnet_w32", hrnet_w32, "HRNet-W32"), ("hrnet_w48", hrnet_w48, "HRNet-W48")):
+    register(ModelSpec(_name, _builder, HRNET, layout=COCO17, input_size=(192, 256),
+                       checkpoint_remaps=CHECKPOINT_REMAPS,
+                       description=f"{_what} (Sun et al., CVPR 2019), COCO-17, 256x192 input"))

@@ -23,15 +23,18 @@ Layout: ``stages.0.*`` (an HRNet state dict under a prefix) and ``stages.1.*``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
 
+from association.keypoints import COCO17
+
 from .hrnet import CHECKPOINT_REMAPS as HRNET_REMAPS
 from .hrnet import HRNET_VARIANTS, HRNet
-from .registry import register_model
+from .registry import register
+from .spec import HRNET, ModelSpec
 
 
 class MultiStageHRNet(nn.Module):
@@ -50,7 +53,7 @@ class MultiStageHRNet(nn.Module):
     def __init__(self, num_keypoints: int = 17, width: int = 32, num_modules: Sequence[int] = (1, 4, 3),
                  num_blocks: int = 4):
         super().__init__()
-        self.family = "hrnet"
+        self.family = HRNET.name
         self.arch = "ms_hrnet"
         self.num_keypoints = int(num_keypoints)
         self.width = int(width)
@@ -76,12 +79,10 @@ MS_HRNET_VARIANTS: dict[str, dict] = {
 }
 
 
-@register_model("ms_hrnet_w32")
 def ms_hrnet_w32(num_keypoints: int = 17) -> MultiStageHRNet:
     return MultiStageHRNet(num_keypoints=num_keypoints, **MS_HRNET_VARIANTS["ms_hrnet_w32"])
 
 
-@register_model("ms_hrnet_w48")
 def ms_hrnet_w48(num_keypoints: int = 17) -> MultiStageHRNet:
     return MultiStageHRNet(num_keypoints=num_keypoints, **MS_HRNET_VARIANTS["ms_hrnet_w48"])
 
@@ -113,7 +114,8 @@ def init_from_hrnet(model: MultiStageHRNet, hrnet_state_dict: dict[str, torch.Te
     if not isinstance(model, MultiStageHRNet):
         raise TypeError(f"init_from_hrnet needs a MultiStageHRNet, got {type(model).__name__}")
     if source not in HRNET_REMAPS:
-        raise CheckpointError(f"{origin}: unknown HRNet checkpoint source {source!r}; valid: {', '.join(sorted(HRNET_REMAPS))}")
+        raise CheckpointError(f"{origin}: unknown HRNet checkpoint source {source!r}; "
+                              f"valid: {', '.join(sorted(HRNET_REMAPS))}")
     check_finite(hrnet_state_dict, origin)
     sd = HRNET_REMAPS[source](hrnet_state_dict)
     first, refine = model.stages
@@ -149,3 +151,9 @@ CHECKPOINT_REMAPS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch
     "mmpose0x": _no_mmpose("mmpose0x"),
     "mmpose1x": _no_mmpose("mmpose1x"),
 }
+
+
+for _name, _builder, _what in (("ms_hrnet_w32", ms_hrnet_w32, "W32"), ("ms_hrnet_w48", ms_hrnet_w48, "W48")):
+    register(ModelSpec(_name, _builder, HRNET, layout=COCO17, input_size=(192, 256),
+                       checkpoint_remaps=CHECKPOINT_REMAPS,
+                       description=f"Multi-Stage HRNet-{_what} x2 (Huang et al., 2019), COCO-17, 256x192 input"))

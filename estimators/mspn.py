@@ -19,20 +19,24 @@ Departures, each on purpose:
 - The ResNet stride sits on the 3x3 conv (ResNet v1.5), as in the released code the checkpoints were
   trained with. The paper's FLOPs (4.4/9.6/14.7/19.9 G) assume ResNet v1 (stride on the first 1x1 conv) and
   count only the convs on the path to the final output; this network costs 5.07/11.26/17.45/23.64 GMACs
-  (1e9) at 256x192, see ../shared/reference/model_stats.json.
+  (1e9) at 256x192 (every conv and linear layer that runs, batch 1; MMPose's model the same).
 - The released code fixes the output size in its config (64x48); here the heatmaps take the size of the
   finest feature (input/4), so the same weights run at 256x192 and 384x288.
 """
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .registry import register_model
+from association.keypoints import COCO17
+
+from .registry import register
+from .spec import MSPN as MSPN_FAMILY
+from .spec import ModelSpec
 
 __all__ = [
     "MSPN", "MultiStagePoseNet", "MultiStageBackbone", "MultiStageHead", "ConvBN", "ResNetTop",
@@ -352,12 +356,12 @@ class MultiStagePoseNet(nn.Module):
     coarse-to-fine loss compares them with targets of one size blurred by different kernels.
     """
 
-    family = "mspn"
+    family = MSPN_FAMILY.name
     arch = "mspn"
 
     def __init__(self, backbone: MultiStageBackbone, head: MultiStageHead, num_keypoints: int):
         super().__init__()
-        self.family = "mspn"
+        self.family = MSPN_FAMILY.name
         self.arch = type(self).arch
         self.num_keypoints = num_keypoints
         self.backbone = backbone
@@ -486,21 +490,25 @@ CHECKPOINT_REMAPS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch
 _MSPN_VARIANTS = {"mspn_1stg": 1, "mspn_2stg": 2, "mspn_3stg": 3, "mspn_4stg": 4}
 
 
-@register_model("mspn_1stg")
 def mspn_1stg(num_keypoints: int = 17) -> MSPN:
     return MSPN(num_keypoints, num_stages=_MSPN_VARIANTS["mspn_1stg"])
 
 
-@register_model("mspn_2stg")
 def mspn_2stg(num_keypoints: int = 17) -> MSPN:
     return MSPN(num_keypoints, num_stages=_MSPN_VARIANTS["mspn_2stg"])
 
 
-@register_model("mspn_3stg")
 def mspn_3stg(num_keypoints: int = 17) -> MSPN:
     return MSPN(num_keypoints, num_stages=_MSPN_VARIANTS["mspn_3stg"])
 
 
-@register_model("mspn_4stg")
 def mspn_4stg(num_keypoints: int = 17) -> MSPN:
     return MSPN(num_keypoints, num_stages=_MSPN_VARIANTS["mspn_4stg"])
+
+
+for _name, _builder in (("mspn_1stg", mspn_1stg), ("mspn_2stg", mspn_2stg), ("mspn_3stg", mspn_3stg),
+                        ("mspn_4stg", mspn_4stg)):
+    register(ModelSpec(_name, _builder, MSPN_FAMILY, layout=COCO17, input_size=(192, 256),
+                       checkpoint_remaps=CHECKPOINT_REMAPS,
+                       description=f"MSPN, {_MSPN_VARIANTS[_name]} ResNet-50 stage(s) (Li et al., 2019), COCO-17, "
+                                   f"256x192 input"))

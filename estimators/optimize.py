@@ -15,7 +15,7 @@ prepared deep copy of the model (the model passed in is never modified):
 - weights and activations in ``torch.channels_last`` (NHWC), oneDNN's native convolution layout;
 - ``precision="bf16"``: the folded fp32 weights are rounded once to bfloat16 and the forward runs in bfloat16
   (heatmaps returned as float32). This changes outputs (about 1e-2 absolute on heatmaps); see the benchmark
-  ``benchmarks/estimators.py --peaked`` for its effect on decoded keypoints;
+  ``benchmarks/bf16_keypoints.py`` for its effect on decoded keypoints;
 - ``compile=True`` (opt-in): ``torch.compile`` (Inductor, weight freezing, static shapes). A new input shape
   costs tens of seconds of compilation on a 2-core CPU, so batches are zero-padded up to one of a few fixed
   sizes (``batch_sizes``, default 1, 8, 32) and larger batches are split into chunks of the largest size: at
@@ -29,13 +29,14 @@ from __future__ import annotations
 import copy
 import inspect
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-PRECISIONS = ("fp32", "bf16")
+FAST_PRECISIONS = ("fp32", "bf16")  # of estimators.precision.PRECISIONS, those this path supports
 DEFAULT_BATCH_SIZES = (1, 8, 32)
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -198,7 +199,7 @@ class FastForward:
     Built by :func:`optimize_for_inference`. Attributes: ``module`` (the prepared copy), ``precision``,
     ``compiled``, ``batch_sizes`` (padding buckets when compiled), ``folded_pairs`` (list of (conv, bn)
     names), ``compile_seconds`` (dict ``(batch, H, W) -> seconds`` of each one-off compilation), and the
-    estimator contract attributes ``family``, ``arch``, ``num_keypoints`` when the model has them.
+    model attributes ``family`` (its family name), ``arch``, ``num_keypoints`` when the model has them.
     ``pad_batches`` (default: ``compiled``) zero-pads every batch to a size in ``batch_sizes``.
     Output heatmaps are plain contiguous float32 (NCHW) whatever the internal layout and precision.
     """
@@ -319,8 +320,9 @@ def optimize_for_inference(
         batch_sizes: increasing batch sizes the compiled path pads to.
         pad_batches: pad batches to ``batch_sizes`` (default: only when compiled).
     """
-    if precision not in PRECISIONS:
-        raise OptimizeOptionError(f"optimize_for_inference: precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision not in FAST_PRECISIONS:
+        raise OptimizeOptionError(f"optimize_for_inference: precision must be one of {FAST_PRECISIONS}, "
+                                  f"got {precision!r}")
     sizes = tuple(int(b) for b in batch_sizes)
     if not sizes or any(b <= 0 for b in sizes) or list(sizes) != sorted(set(sizes)):
         raise OptimizeOptionError(
@@ -329,7 +331,8 @@ def optimize_for_inference(
     if example_shape is not None:
         shape = tuple(example_shape)
         if len(shape) != 4 or any(int(v) <= 0 for v in shape):
-            raise OptimizeOptionError(f"optimize_for_inference: example_shape must be (1, C, H, W), got {example_shape!r}")
+            raise OptimizeOptionError(f"optimize_for_inference: example_shape must be (1, C, H, W), "
+                                      f"got {example_shape!r}")
         shapes = [(1,) + tuple(int(v) for v in shape[1:])]
     else:
         # Half size first (4x cheaper trace); the full 256x192 crop if the model rejects it.
@@ -379,7 +382,7 @@ __all__ = [
     "InputShapeError",
     "ModelOutputError",
     "OptimizeOptionError",
-    "PRECISIONS",
+    "FAST_PRECISIONS",
     "find_conv_bn_pairs",
     "fold_batchnorm",
     "max_abs_diff",

@@ -1,47 +1,48 @@
-"""The registry of named estimator builders: a plain dict, filled by the architecture modules.
+"""The registry of model names: name -> :class:`estimators.spec.ModelSpec`.
 
-``register_model(name)`` decorates a zero-or-keyword-argument builder returning an ``nn.Module``.
-Duplicate names raise; unknown names raise listing the valid ones.
+Registration flows one way: each model module calls :func:`register` for its specs; this module imports none
+of them. The package's one list of model modules (``estimators.MODEL_MODULES``, imported by
+``estimators.load_models``) is loaded on the first lookup. Duplicate names raise; unknown names raise
+listing the valid ones. No torch here.
 """
 from __future__ import annotations
 
-from typing import Callable
+from .spec import ModelSpec, SpecError
 
-import torch.nn as nn
-
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+_SPECS: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _BUILDERS:
-            raise ValueError(f"estimator {name!r} is registered twice ({_BUILDERS[name].__module__} and {fn.__module__})")
-        _BUILDERS[name] = fn
-        return fn
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` under ``spec.name`` (a name registers once) and return it."""
+    if not isinstance(spec, ModelSpec):
+        raise SpecError(f"register: expected a ModelSpec, got {type(spec).__name__}")
+    old = _SPECS.get(spec.name)
+    if old is not None and old is not spec:
+        raise SpecError(f"estimator {spec.name!r} is registered twice ({getattr(old.builder, '__module__', '?')} "
+                        f"and {getattr(spec.builder, '__module__', '?')})")
+    _SPECS[spec.name] = spec
+    return spec
 
-    return deco
+
+def _load() -> None:
+    from . import load_models  # the package's explicit list of model modules
+
+    load_models()
 
 
-def _ensure_loaded() -> None:
-    # Importing the architecture modules fills the registry (one module per family).
-    from . import hrnet, ms_hrnet, mspn, rsn  # noqa: F401
+def get_spec(name: str) -> ModelSpec:
+    """The spec registered as ``name`` (see :func:`list_models`)."""
+    _load()
     try:
-        from . import blazepose  # noqa: F401  (the embedded offline model; its own issue)
-    except ModuleNotFoundError as exc:  # pragma: no cover - until it lands
-        if exc.name != f"{__package__}.blazepose":
-            raise
+        return _SPECS[name]
+    except (KeyError, TypeError):
+        raise SpecError(f"unknown estimator {name!r}; valid names: {', '.join(sorted(_SPECS))}") from None
 
 
-def list_models() -> list[str]:
-    _ensure_loaded()
-    return sorted(_BUILDERS)
+def list_models(kind: str | None = None) -> list[str]:
+    """Sorted registered names (only those of ``kind``, e.g. "topdown", when given)."""
+    _load()
+    return sorted(n for n, s in _SPECS.items() if kind is None or s.kind == kind)
 
 
-def build_model(name: str, **kwargs) -> nn.Module:
-    """Build the estimator called ``name`` (see ``list_models()``) with the builder's keyword arguments."""
-    _ensure_loaded()
-    try:
-        builder = _BUILDERS[name]
-    except KeyError:
-        raise ValueError(f"unknown estimator {name!r}; valid names: {', '.join(sorted(_BUILDERS))}") from None
-    return builder(**kwargs)
+__all__ = ["get_spec", "list_models", "register"]

@@ -8,7 +8,8 @@ replaced by the Residual Steps Block (RSB): a 1x1 conv splits the features into 
 previous branch's output at the same step (dense element-wise sums); the concatenated last outputs of the
 4 branches go through a 1x1 conv-BN and an identity (or 1x1-conv-BN) shortcut, expansion 1.
 
-Variants follow the released code and MMPose, not the paper's figures (see ../shared/reference/README.md):
+Variants follow the released code (``exps/*/network.py`` of the RSN repository) and MMPose 1.x
+(``mmpose/models/backbones/rsn.py``), not the paper's figures:
 - RSN-18 = layers (2,2,2,2); RSN-50 = the RSN-18 code with ResNet-50 depths (3,4,6,3) (MMPose; there is
   no official RSN-50 code). The stride of a downsampling RSB sits on its first 1x1 conv, as released.
 - Convs carry no bias before BN (MMPose); the official RSN convs have one, folded into the next BN's
@@ -20,15 +21,26 @@ Variants follow the released code and MMPose, not the paper's figures (see ../sh
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .mspn import (ConvBN, MultiStageBackbone, MultiStageHead, MultiStagePoseNet, fold_official_conv_biases,
-                   official_key_to_ours, remap_mmpose)
-from .registry import register_model
+from association.keypoints import COCO17
+
+from .mspn import (
+    ConvBN,
+    MultiStageBackbone,
+    MultiStageHead,
+    MultiStagePoseNet,
+    fold_official_conv_biases,
+    official_key_to_ours,
+    remap_mmpose,
+)
+from .registry import register
+from .spec import MSPN as MSPN_FAMILY
+from .spec import ModelSpec
 
 __all__ = ["RSN", "RSB", "CHECKPOINT_REMAPS"]
 
@@ -128,56 +140,18 @@ _RSN_VARIANTS = {
 }
 
 
-def _build(name: str, num_keypoints: int) -> RSN:
+def _builder(name: str) -> Callable[..., RSN]:
     blocks, stages, prm = _RSN_VARIANTS[name]
-    return RSN(num_keypoints, num_stages=stages, num_blocks=blocks, use_prm=prm)
+
+    def build(num_keypoints: int = 17) -> RSN:
+        return RSN(num_keypoints, num_stages=stages, num_blocks=blocks, use_prm=prm)
+
+    build.__name__ = build.__qualname__ = name
+    return build
 
 
-@register_model("rsn_18")
-def rsn_18(num_keypoints: int = 17) -> RSN:
-    return _build("rsn_18", num_keypoints)
-
-
-@register_model("rsn_50")
-def rsn_50(num_keypoints: int = 17) -> RSN:
-    return _build("rsn_50", num_keypoints)
-
-
-@register_model("rsn50_2x")
-def rsn50_2x(num_keypoints: int = 17) -> RSN:
-    return _build("rsn50_2x", num_keypoints)
-
-
-@register_model("rsn50_3x")
-def rsn50_3x(num_keypoints: int = 17) -> RSN:
-    return _build("rsn50_3x", num_keypoints)
-
-
-@register_model("rsn50_4x")
-def rsn50_4x(num_keypoints: int = 17) -> RSN:
-    return _build("rsn50_4x", num_keypoints)
-
-
-@register_model("rsn18_4x")
-def rsn18_4x(num_keypoints: int = 17) -> RSN:
-    return _build("rsn18_4x", num_keypoints)
-
-
-@register_model("rsn_18_prm")
-def rsn_18_prm(num_keypoints: int = 17) -> RSN:
-    return _build("rsn_18_prm", num_keypoints)
-
-
-@register_model("rsn_50_prm")
-def rsn_50_prm(num_keypoints: int = 17) -> RSN:
-    return _build("rsn_50_prm", num_keypoints)
-
-
-@register_model("rsn50_2x_prm")
-def rsn50_2x_prm(num_keypoints: int = 17) -> RSN:
-    return _build("rsn50_2x_prm", num_keypoints)
-
-
-@register_model("rsn50_4x_prm")
-def rsn50_4x_prm(num_keypoints: int = 17) -> RSN:
-    return _build("rsn50_4x_prm", num_keypoints)
+for _name, (_blocks, _stages, _prm) in _RSN_VARIANTS.items():
+    register(ModelSpec(_name, _builder(_name), MSPN_FAMILY, layout=COCO17, input_size=(192, 256),
+                       checkpoint_remaps=CHECKPOINT_REMAPS,
+                       description=f"RSN-{18 if _blocks == RSN18 else 50}, {_stages} stage(s){', PRM' if _prm else ''} "
+                                   f"(Cai et al., ECCV 2020), COCO-17, 256x192 input"))

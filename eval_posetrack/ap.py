@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 DIST_THRESH = 0.5  # PCKh@0.5
+HEAD_SIZE_FACTOR = 0.6  # head size = 0.6 x the head box diagonal (poseval eval_helpers.getHeadSize)
 
 
 def normalized_distances(pr_kp: np.ndarray, pr_has: np.ndarray, gt_kp: np.ndarray, gt_has: np.ndarray,

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_tables, plot_summary, to_json_ready
-    from .formats import PoseTrackWarning
+    from .records import PoseTrackWarning
 
     if args.no_ap and args.no_track:
         raise ValueError("eval: --no-ap and --no-track leave nothing to evaluate")
@@ -48,17 +48,3 @@ def run(args: argparse.Namespace) -> int:
         plot_summary(summary, args.plot)
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:  # standalone: python -m eval_posetrack.cli eval ...
-    parser = argparse.ArgumentParser(prog="posetrack")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, OSError) as exc:
-        print(f"posetrack eval: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

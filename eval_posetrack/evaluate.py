@@ -2,15 +2,17 @@
 
 Python API::
 
-    from eval_posetrack.evaluate import evaluate
+    from eval_posetrack import evaluate
     summary = evaluate("gt_dir", "pred_dir")          # {"AP": {...}, "MOTA": {...}, ...}
     summary["AP"]["Total"], summary["MOTA"]["per_joint"]["head_top"]
 
-Steps (numbers refer to the protocol document): folder contract (one file per sequence, the prediction
-found by the same base name, frames matched by index) -> every file read and validated before any
-computation -> unlabeled GT frames dropped with their predictions (1) -> ignore regions (2) -> head size
-and PCKh@0.5 distances per frame, vectorised over frames (3) -> AP assignment and pooled VOC AP (4) ->
-MOT counts per joint per sequence, last labeled frame skipped, dummy updates (5).
+Steps, as poseval's ``evaluate.py`` / ``eval_helpers.py`` / ``evaluateAP.py`` / ``evaluateTracking.py`` take
+them: folder contract (one file per sequence, the prediction found by the same base name, frames matched by
+index) -> every file read and validated before any computation -> (1) unlabeled GT frames dropped with their
+predictions -> (2) keypoints strictly inside ignore regions removed, persons left without points removed
+(``removeIgnoredPointsRects``) -> (3) head size (0.6 x head-box diagonal) and PCKh@0.5 distances per frame,
+vectorised over frames -> (4) per-frame assignment (``assignGTmulti``) and VOC AP pooled over all frames ->
+(5) MOT counts per joint per sequence (the last labeled frame skipped, dummy updates), MOTA/MOTP/Prec/Rec.
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ import numpy as np
 
 from . import ap as ap_mod
 from . import mot as mot_mod
-from .formats import (JOINT_NAMES, NUM_JOINTS, Frame, PoseTrackFormatError, Sequence, read_sequence)
+from .dispatch import read_sequence
 from .geometry import points_in_any_polygon
+from .records import JOINT_NAMES, NUM_JOINTS, Frame, PoseTrackFormatError, Sequence
 
 # printed column -> poseval joint ids (eval_helpers.getCum)
 GROUPS: dict[str, tuple[int, ...]] = {
@@ -114,7 +117,7 @@ def _apply_ignore(fr: Frame, polygons: tuple[np.ndarray, ...]) -> tuple[np.ndarr
     pi, ji = np.nonzero(has)
     inside = points_in_any_polygon(kp[pi, ji], polygons)
     has[pi[inside], ji[inside]] = False
-    alive = has.any(axis=1)
+    alive = np.asarray(has.any(axis=1))
     ex = fr.extra_points
     if len(ex):
         ex_in = points_in_any_polygon(ex[:, 2:4], polygons)
@@ -131,7 +134,7 @@ def _apply_ignore(fr: Frame, polygons: tuple[np.ndarray, ...]) -> tuple[np.ndarr
 
 
 def prepare_sequence(gt: Sequence, pr: Sequence) -> PreparedSequence:
-    """Steps 1-3 of the protocol for one sequence; validates head boxes where poseval needs them."""
+    """Steps (1)-(3) above for one sequence; validates head boxes where poseval needs them."""
     labeled = [i for i, f in enumerate(gt.frames) if f.labeled]
     rows = []
     for fi in labeled:
@@ -174,7 +177,7 @@ def prepare_sequence(gt: Sequence, pr: Sequence) -> PreparedSequence:
         if ng:
             dx = ghead[:, 2] - ghead[:, 0]
             dy = ghead[:, 3] - ghead[:, 1]
-            hs = 0.6 * np.sqrt(dx * dx + dy * dy)
+            hs = ap_mod.HEAD_SIZE_FACTOR * np.sqrt(dx * dx + dy * dy)
             head[t, :ng] = np.where(np.isfinite(hs), hs, 1.0)
         pr_kp[t, :nq], pr_has[t, :nq], pr_tid[t, :nq], pr_score[t, :nq] = pk, ph, ptid, ps
     return PreparedSequence(name=gt.name, gt_path=str(gt.path), pred_path=str(pr.path), gt_kp=gt_kp,
@@ -271,7 +274,7 @@ def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, ap: bool = 
 
 # -------------------------------------------------------------------------------------------- reporting
 def _cell(v: float, delim: str) -> str:
-    return "{:>5}".format("%1.1f" % v) + delim
+    return f"{v:>5.1f}" + delim
 
 
 def _row(values: list[float]) -> str:

@@ -2,10 +2,11 @@
 
 Two engines give the same counts:
 
-* ``"motmetrics"``: exactly poseval's loop, one real ``motmetrics.MOTAccumulator(auto_id=True)`` per
-  joint per sequence, ``metrics.create().compute(...)`` for the counts and ``acc.events['D'].sum()``
-  (RAW rows included, the motmetrics >= 1.2 MOTP quirk) for the distance sum. Slow (~0.2-1 ms per update).
-* ``"fast"`` (default): the same event rules as ``MOTAccumulator.update`` of the installed motmetrics
+* ``"motmetrics"`` (the default of ``evaluate`` and ``posetrack eval``): exactly poseval's loop, one real
+  ``motmetrics.MOTAccumulator(auto_id=True)`` per joint per sequence, ``metrics.create().compute(...)`` for
+  the counts and ``acc.events['D'].sum()`` (RAW rows included, the motmetrics >= 1.2 MOTP quirk) for the
+  distance sum. Slow (~0.2-1 ms per update).
+* ``"fast"``: the same event rules as ``MOTAccumulator.update`` of the installed motmetrics
   (1.4.0), replayed with plain dict/set state per joint: (1) keep last frame's pairing if its distance
   is finite, (2) ``motmetrics.lap.linear_sum_assignment`` on the rest (same solver, same masked matrix,
   so the same tie-breaking), SWITCH = object previously paired with another hypothesis, plus the
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .formats import NUM_JOINTS
+from .records import NUM_JOINTS
 
 MID_NAMES = ("num_misses", "num_switches", "num_false_positives", "num_objects", "num_detections")
 
@@ -37,7 +38,7 @@ class MotCounts:
     detections: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS))
     sum_d: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS))
 
-    def add(self, other: "MotCounts") -> None:
+    def add(self, other: MotCounts) -> None:
         for name in ("misses", "switches", "false_positives", "objects", "detections", "sum_d"):
             getattr(self, name).__iadd__(getattr(other, name))
 

@@ -105,11 +105,3 @@ class FlowBackend:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scale={self.scale})"
 
-
-class ZeroFlow(FlowBackend):
-    """No motion compensation: always returns a zero field (boxes and poses are carried over as they are)."""
-
-    name = "none"
-
-    def _compute(self, prev: np.ndarray, curr: np.ndarray) -> np.ndarray:
-        return np.zeros(prev.shape[:2] + (2,), dtype=np.float32)

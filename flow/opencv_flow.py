@@ -40,10 +40,10 @@ class DISFlow(FlowBackend):
         if preset not in DIS_PRESETS:
             raise FlowConfigError(f"preset: unknown DIS preset {preset!r}; valid presets: {sorted(DIS_PRESETS)}")
         self.preset = preset
-        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+        self._dis = cv2.DISOpticalFlow.create(DIS_PRESETS[preset])
 
     def _compute(self, prev: np.ndarray, curr: np.ndarray) -> np.ndarray:
-        return self._dis.calc(_gray(prev), _gray(curr), None)
+        return self._dis.calc(_gray(prev), _gray(curr), None)  # type: ignore[call-overload]  # None: allocate
 
     def __repr__(self) -> str:
         return f"DISFlow(preset={self.preset!r}, scale={self.scale})"
@@ -92,7 +92,8 @@ class FarnebackFlow(FlowBackend):
 
     def _compute(self, prev: np.ndarray, curr: np.ndarray) -> np.ndarray:
         flags = cv2.OPTFLOW_FARNEBACK_GAUSSIAN if self.gaussian_window else 0
-        return cv2.calcOpticalFlowFarneback(
+        # flow=None lets OpenCV allocate the output (OpenCV's stubs do not list None for it)
+        return cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]
             _gray(prev), _gray(curr), None, self.pyr_scale, self.levels, self.winsize, self.iterations,
             self.poly_n, self.poly_sigma, flags)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build mmcv 2.1.0 (with its C++ ops, CPU only) from source against the torch already installed in a venv,
-# then install mmengine and mmdet 3.3.0 on top, for tracker.detectors.MMDetDetector.
+# then install mmengine and mmdet 3.3.0 on top, for the `mmdet` person detector (tracker/detectors/).
 #
 # usage: scripts/build_mmcv.sh [VENV]        (default: .venv)
 # env:   MAX_JOBS (default 1: parallel compile jobs), WORKDIR (default: a fresh mktemp dir), KEEP_WORKDIR=1
@@ -13,9 +13,11 @@
 #  * setup.py imports `pkg_resources`, removed from setuptools >= 81 (the venv has a newer one): we patch
 #    that import to importlib.metadata + packaging instead of downgrading the venv's setuptools;
 #  * mmengine declares `opencv-python`, which would install a second cv2 over opencv-python-headless (and
-#    needs libGL): mmengine, mmcv and mmdet are installed with --no-deps and their real deps listed here.
+#    needs libGL): mmengine, mmcv and mmdet are installed with --no-deps; their real runtime deps are the
+#    project's `mmdet` extra (pyproject.toml), installed first.
 set -euo pipefail
 
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${1:-.venv}"
 PY="$VENV/bin/python"
 [ -x "$PY" ] || { echo "build_mmcv.sh: error: no python at $PY (give the venv folder)" >&2; exit 2; }
@@ -26,9 +28,8 @@ mkdir -p "$WORKDIR"
 START=$(date +%s)
 echo "== venv $VENV, torch $("$PY" -c 'import torch; print(torch.__version__)'), MAX_JOBS=$MAX_JOBS, workdir $WORKDIR"
 
-echo "== 1/4 runtime dependencies (no opencv-python: opencv-python-headless is already there)"
-"${PIP[@]}" install addict packaging Pillow pyyaml yapf rich termcolor matplotlib shapely six terminaltables \
-    pycocotools scipy tqdm
+echo "== 1/4 runtime dependencies: the project's mmdet extra (no opencv-python: opencv-python-headless is there)"
+"${PIP[@]}" install -c "$REPO/constraints.txt" -e "$REPO[mmdet]"
 "${PIP[@]}" install --no-deps "mmengine>=0.10,<1.0"
 
 echo "== 2/4 fetch the mmcv 2.1.0 source distribution"

@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A parallel run (`make test PYTEST_ARGS="-n 2"`): one intra-op thread per worker process, or the workers'
+    # torch thread pools fight over the cores. Set before any test module imports torch.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POSETRACK_SHARED", REPO.parent / "shared"))
 TESTDATA = SHARED / "data" / "mmpose_testdata"

@@ -6,7 +6,8 @@ Names are imported lazily so that ``posetrack eval`` does not pay for torch.
 from importlib import import_module
 
 _EXPORTS = {
-    "PoseTracker": ".pipeline", "PoseRecord": ".record", "TrackConfig": ".config", "load_track_config": ".config",
+    "PoseTracker": ".pipeline", "Propagation": ".pipeline", "PoseRecord": ".record", "Candidates": ".record",
+    "TrackConfig": ".config", "load_track_config": ".config",
     "build_tracker": ".build", "Frame": ".sources", "open_source": ".sources", "track_source": ".track_cli",
 }
 __all__ = sorted(_EXPORTS)

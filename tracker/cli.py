@@ -13,11 +13,11 @@ import sys
 
 # module path -> the subcommands it registers (for lazy import and for the help text)
 _COMMANDS: dict[str, tuple[str, ...]] = {
-    "estimators.cli": ("estimate", "convert-checkpoint"),
-    "eval_posetrack.cli": ("eval",),
     "tracker.track_cli": ("track",),
+    "tracker.estimate_cli": ("estimate", "convert-checkpoint"),
+    "eval_posetrack.cli": ("eval",),
     "tracker.weights_cli": ("weights",),
-    "estimators.train_cli": ("train", "evaluate-coco"),
+    "estimators.training.cli": ("train", "evaluate-coco"),
 }
 
 
@@ -34,13 +34,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             for name in commands:
                 sub.add_parser(name, help=f"see `posetrack {name} --help`", add_help=False)
             continue
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # the job has not landed yet
-        module.register(sub)
+        importlib.import_module(module_name).register(sub)
     return parser
 
 

@@ -1,92 +1,288 @@
-"""The tracking configuration: typed dataclasses, loaded from YAML presets in configs/ with unknown keys
-rejected and dotted overrides from the command line, resolved once and saved next to every output."""
+"""The tracking configuration: typed dataclasses, loaded from YAML presets (``configs/track_*.yaml``) with
+unknown keys rejected, then command-line flags (typed values), then dotted ``KEY=VALUE`` overrides; resolved
+once and saved next to every output.
+
+The defaults live here and only here: the components (PoseTracker, PoseAssociator, the detectors, the flow
+backends, the estimators) take every setting explicitly. ``detector``, ``estimator`` and ``flow`` are tagged
+unions: their ``kind`` picks the dataclass, and only that kind's keys are accepted. Every check runs in
+``__post_init__`` with the dotted key in the message, so a bad value is reported before any model loads.
+This module imports no torch (only ``configs`` and the torch-free ``estimators.precision``).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal
 
 from configs import resolve_preset as _resolve
-from configs.loader import ConfigError, load_yaml, save_yaml, to_dict  # noqa: F401
+from configs.loader import ConfigError, from_dict, parse_override, read_yaml, save_yaml, set_value, to_dict
+from estimators.precision import PRECISIONS
+
+__all__ = ["ConfigError", "TrackConfig", "load_track_config", "resolve_preset", "save_yaml", "to_dict"]
+
+CheckpointFormat = Literal["official", "mmpose0x", "mmpose1x", "native"]  # estimators.checkpoints.FORMATS
+OUTPUT_FORMATS = ("posetrack18", "posetrack17", "coco")
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _check_fraction(value: float, key: str, *, low_open: bool = False) -> None:
+    ok = (0.0 < value <= 1.0) if low_open else (0.0 <= value <= 1.0)
+    _require(ok, key, f"expected a number in {'(0, 1]' if low_open else '[0, 1]'}, got {value}")
+
+
+# ------------------------------------------------------------------------------------------- estimator
+@dataclass
+class BlazePoseEstimatorConfig:
+    """The embedded BlazePose landmark model (MediaPipe Pose, full), run through TFLite."""
+
+    kind: Literal["blazepose"] = "blazepose"
+    checkpoint: str | None = None   # landmark .tflite file; None = the verified copy in the weights cache
+    max_batch: int = 32                # person crops per interpreter call
+
+    def __post_init__(self) -> None:
+        _require(self.max_batch >= 1, "estimator.max_batch", f"expected >= 1, got {self.max_batch}")
 
 
 @dataclass
-class EstimatorConfig:
-    name: str = "blazepose"            # a registered estimator (posetrack estimate --help lists them)
-    checkpoint: Optional[str] = None   # weights file; None = the embedded model's cache / random weights
-    source: Optional[str] = None       # official | mmpose0x | mmpose1x; None = suggested from the keys
-    input_size: Optional[tuple[int, int]] = None  # (width, height) of the crop; None = (192, 256)
+class TopDownEstimatorConfig:
+    """A registered top-down heatmap estimator (``posetrack estimate --help`` lists them)."""
+
+    kind: Literal["topdown"] = "topdown"
+    name: str = "hrnet_w32"
+    checkpoint: str | None = None   # weights file; required unless random_weights (no weights are built in)
+    checkpoint_format: CheckpointFormat | None = None  # None = recognised from the checkpoint's keys
+    input_size: tuple[int, int] | None = None  # (width, height) of the crop; None = the model's own
     flip_test: bool = True
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    max_batch: int = 32
+    precision: str = "fp32"           # one of estimators.precision.PRECISIONS
+    max_batch: int = 32                # person crops per forward
+    random_weights: bool = False       # allow running without a checkpoint (benchmarks only: poses are noise)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.name), "estimator.name", "must name a registered estimator")
+        _require(self.max_batch >= 1, "estimator.max_batch", f"expected >= 1, got {self.max_batch}")
+        _require(self.precision in PRECISIONS, "estimator.precision",
+                 f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.input_size is not None:
+            _require(all(v > 0 for v in self.input_size), "estimator.input_size",
+                     f"expected positive (width, height), got {self.input_size}")
+
+
+EstimatorConfig = BlazePoseEstimatorConfig | TopDownEstimatorConfig
+
+
+def estimator_kind(name: str) -> str:
+    """The ``estimator.kind`` of a registered estimator name (``--estimator NAME``)."""
+    return "blazepose" if name == "blazepose" else "topdown"
+
+
+# -------------------------------------------------------------------------------------------- detector
+@dataclass
+class BlazePoseDetectorConfig:
+    """The embedded BlazePose person detector, tiled (offline, no torch)."""
+
+    kind: Literal["blazepose"] = "blazepose"
+    score_threshold: float = 0.4       # tiles holding two overlapping people score 0.4-0.5
+    tile_scales: list[float] = field(default_factory=lambda: [1.0, 0.6])  # tile sizes / the short side
+
+    def __post_init__(self) -> None:
+        _check_fraction(self.score_threshold, "detector.score_threshold")
+        _require(len(self.tile_scales) > 0 and all(0.0 < s <= 1.0 for s in self.tile_scales),
+                 "detector.tile_scales", f"expected fractions in (0, 1], got {self.tile_scales}")
 
 
 @dataclass
-class DetectorConfig:
-    # blazepose (embedded, offline) | torchvision | mmdet | precomputed (COCO results JSON) | gt (PoseTrack file)
-    kind: Literal["blazepose", "torchvision", "mmdet", "precomputed", "gt"] = "blazepose"
-    model: str = "fasterrcnn_resnet50_fpn_v2"  # torchvision model name
-    weights: Optional[str] = None       # torchvision weights file (default: torchvision's cache)
-    config: Optional[str] = None        # mmdet config file
-    checkpoint: Optional[str] = None    # mmdet checkpoint file
-    file: Optional[str] = None          # precomputed detections JSON / PoseTrack annotation JSON (gt)
-    annotations: Optional[str] = None   # precomputed: an annotation file mapping image ids to file names
+class TorchvisionDetectorConfig:
+    """A torchvision detection model (COCO person class)."""
+
+    kind: Literal["torchvision"] = "torchvision"
+    model: str = "fasterrcnn_resnet50_fpn_v2"
+    weights: str | None = None      # weights file; None = torchvision's cache file
     score_threshold: float = 0.5
     nms_iou: float = 0.6
     batch_size: int = 1
-    tile_scales: Optional[list[float]] = None  # blazepose: tile sizes as fractions of the short side (None = 1.0, 0.6)
+
+    def __post_init__(self) -> None:
+        _check_fraction(self.score_threshold, "detector.score_threshold")
+        _check_fraction(self.nms_iou, "detector.nms_iou")
+        _require(self.batch_size >= 1, "detector.batch_size", f"expected >= 1, got {self.batch_size}")
 
 
 @dataclass
-class FlowConfig:
-    name: Literal["dis", "farneback", "raft_small", "raft_large", "none"] = "dis"
-    scale: float = 1.0                  # compute the flow at this fraction of the resolution
-    preset: Literal["ultrafast", "fast", "medium"] = "fast"  # DIS preset
-    weights: Optional[str] = None       # RAFT weights file
+class MMDetDetectorConfig:
+    """An MMDetection model (config + checkpoint files)."""
+
+    kind: Literal["mmdet"] = "mmdet"
+    config: str | None = None       # required to run
+    checkpoint: str | None = None   # required to run
+    score_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_fraction(self.score_threshold, "detector.score_threshold")
+
+
+@dataclass
+class PrecomputedDetectorConfig:
+    """Detections read from a COCO detection-results JSON (e.g. the released PoseTrack18 person boxes)."""
+
+    kind: Literal["precomputed"] = "precomputed"
+    file: str | None = None         # required to run (--detections)
+    annotations: str | None = None  # an annotation file mapping image ids to file names
+    score_threshold: float = 0.4       # MMPose's PoseTrack18 configs: det_bbox_thr=0.4
+
+    def __post_init__(self) -> None:
+        _check_fraction(self.score_threshold, "detector.score_threshold")
+
+
+@dataclass
+class GroundTruthDetectorConfig:
+    """The annotated boxes of a PoseTrack 2018 annotation file (oracle detector)."""
+
+    kind: Literal["gt"] = "gt"
+    file: str | None = None         # required to run (--detections)
+
+
+DetectorConfig = (BlazePoseDetectorConfig | TorchvisionDetectorConfig | MMDetDetectorConfig
+                  | PrecomputedDetectorConfig | GroundTruthDetectorConfig)
+
+# ------------------------------------------------------------------------------------------------ flow
+FLOW_SCALE = 0.5  # the flow is computed at this fraction of the resolution
+
+
+def _check_scale(scale: float) -> None:
+    _require(0.0 < scale <= 1.0, "flow.scale", f"expected 0 < scale <= 1 (0.5 = half resolution), got {scale}")
+
+
+@dataclass
+class DISFlowConfig:
+    """OpenCV Dense Inverse Search flow."""
+
+    kind: Literal["dis"] = "dis"
+    preset: Literal["ultrafast", "fast", "medium"] = "ultrafast"
+    scale: float = FLOW_SCALE
+
+    def __post_init__(self) -> None:
+        _check_scale(self.scale)
+
+
+@dataclass
+class FarnebackFlowConfig:
+    """OpenCV Farneback flow."""
+
+    kind: Literal["farneback"] = "farneback"
+    scale: float = FLOW_SCALE
+
+    def __post_init__(self) -> None:
+        _check_scale(self.scale)
+
+
+@dataclass
+class RaftFlowConfig:
+    """torchvision RAFT (small or large)."""
+
+    kind: Literal["raft_small", "raft_large"] = "raft_small"
+    weights: str | None = None      # weights file; None = torchvision's cache file
+    scale: float = FLOW_SCALE
+
+    def __post_init__(self) -> None:
+        _check_scale(self.scale)
+
+
+@dataclass
+class NoFlowConfig:
+    """No optical flow: no propagated boxes (the detector runs every frame), association without motion."""
+
+    kind: Literal["none"] = "none"
+
+
+FlowConfig = DISFlowConfig | FarnebackFlowConfig | RaftFlowConfig | NoFlowConfig
+
+
+# ----------------------------------------------------------------------------- propagation, association
+@dataclass
+class PropagationConfig:
+    """Boxes carried from the previous frame by the flow, and merging them with the detections."""
+
+    det_interval: int = 1              # run the detector every k-th frame (flow carries people in between)
+    nms_iou: float = 0.5               # IoU above which detected and propagated boxes merge (best score kept)
+    box_enlarge: float = 0.15          # propagated box = keypoint extent enlarged by this fraction
+    keypoint_threshold: float = 0.3    # keypoints scoring below this do not shape propagated boxes
+    min_score: float = 0.3             # a propagated pose whose mean keypoint score is below this is dropped
+    pose_nms_oks: float | None = 0.7  # drop a pose whose OKS with a better one exceeds this (None = off)
+
+    def __post_init__(self) -> None:
+        _require(self.det_interval >= 1, "propagation.det_interval", f"must be >= 1, got {self.det_interval}")
+        _check_fraction(self.nms_iou, "propagation.nms_iou")
+        _require(self.box_enlarge >= 0, "propagation.box_enlarge", f"expected >= 0, got {self.box_enlarge}")
+        _check_fraction(self.keypoint_threshold, "propagation.keypoint_threshold")
+        _check_fraction(self.min_score, "propagation.min_score")
+        if self.pose_nms_oks is not None:
+            _check_fraction(self.pose_nms_oks, "propagation.pose_nms_oks")
 
 
 @dataclass
 class AssociationConfig:
-    det_interval: int = 1               # run the detector every k-th frame
-    nms_iou: float = 0.5                # merge detected and propagated boxes
-    box_enlarge: float = 0.15
-    propagate_keypoint_threshold: float = 0.3
-    min_propagated_score: float = 0.3
-    min_similarity: float = 0.3         # minimum OKS for a match
-    max_lost_frames: int = 5            # Q: frames a lost track stays matchable
-    oks_keypoint_threshold: float = 0.2
+    """Track ids: flow-warped OKS matching with the recent tracks."""
+
+    min_similarity: float = 0.3        # minimum OKS for a match
+    max_lost_frames: int = 5           # frames a lost track stays matchable
+    keypoint_threshold: float = 0.2    # keypoints scoring below this do not count in OKS
     match: Literal["greedy", "hungarian"] = "greedy"
-    pose_nms_oks: Optional[float] = 0.7  # drop a pose whose OKS with a better one exceeds this (None = off)
+
+    def __post_init__(self) -> None:
+        _check_fraction(self.min_similarity, "association.min_similarity")
+        _require(self.max_lost_frames >= 0, "association.max_lost_frames",
+                 f"expected >= 0, got {self.max_lost_frames}")
+        _check_fraction(self.keypoint_threshold, "association.keypoint_threshold")
 
 
 @dataclass
 class OutputConfig:
     formats: list[str] = field(default_factory=lambda: ["posetrack18"])  # posetrack18, posetrack17, coco
     render: bool = False
-    render_fps: Optional[float] = None
+    render_fps: float | None = None  # None = the source's frame rate
     keypoint_threshold: float = 0.3     # for drawing
     flush_every: int = 10               # rewrite the JSON files every N frames (always at the end)
-    # PoseTrack head joints: from_coco = derive head_bottom/head_top from nose + shoulders (COCO-trained
-    # estimators); estimator = the estimator was trained on PoseTrack and predicts them in the eye slots
-    head_keypoints: Literal["from_coco", "estimator"] = "from_coco"
+
+    def __post_init__(self) -> None:
+        bad = [f for f in self.formats if f not in OUTPUT_FORMATS]
+        _require(not bad, "output.formats", f"unknown format(s) {bad}; valid: {', '.join(OUTPUT_FORMATS)}")
+        _require(self.flush_every >= 1, "output.flush_every", f"expected >= 1, got {self.flush_every}")
+        if self.render_fps is not None:
+            _require(self.render_fps > 0, "output.render_fps", f"expected > 0, got {self.render_fps}")
 
 
 @dataclass
 class TrackConfig:
-    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
-    flow: FlowConfig = field(default_factory=FlowConfig)
+    estimator: EstimatorConfig = field(default_factory=BlazePoseEstimatorConfig)
+    detector: DetectorConfig = field(default_factory=BlazePoseDetectorConfig)
+    flow: FlowConfig = field(default_factory=DISFlowConfig)
+    propagation: PropagationConfig = field(default_factory=PropagationConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     device: str = "cpu"
-    max_frames: Optional[int] = None
+    max_frames: int | None = None
 
     def __post_init__(self) -> None:
-        if self.association.det_interval < 1:
-            raise ValueError("association.det_interval must be >= 1")
-        bad = [f for f in self.output.formats if f not in ("posetrack18", "posetrack17", "coco")]
-        if bad:
-            raise ValueError(f"output.formats: unknown format(s) {bad}; valid: posetrack18, posetrack17, coco")
+        if self.max_frames is not None:
+            _require(self.max_frames >= 1, "max_frames", f"expected >= 1, got {self.max_frames}")
+
+    def check_runnable(self) -> None:
+        """The detector files a run needs, which a preset may leave to the command line (checked before any
+        model loads; the estimator factory refuses a model without weights itself, also before loading)."""
+        d = self.detector
+        if isinstance(d, MMDetDetectorConfig):
+            _require(bool(d.config and d.checkpoint), "detector.config",
+                     "detector.kind=mmdet needs detector.config (an mmdet config file) and detector.checkpoint")
+        if isinstance(d, PrecomputedDetectorConfig):
+            _require(bool(d.file), "detector.file",
+                     "detector.kind=precomputed needs a COCO detection results JSON (--detections FILE)")
+        if isinstance(d, GroundTruthDetectorConfig):
+            _require(bool(d.file), "detector.file",
+                     "detector.kind=gt needs a PoseTrack 2018 annotation JSON (--detections FILE)")
 
 
 def resolve_preset(name_or_path: str | None) -> Path | None:
@@ -94,5 +290,22 @@ def resolve_preset(name_or_path: str | None) -> Path | None:
     return _resolve("track", name_or_path)
 
 
-def load_track_config(preset: str | None = None, overrides: list[str] | None = None) -> TrackConfig:
-    return load_yaml(TrackConfig, resolve_preset(preset), overrides)
+def load_track_config(preset: str | None = None, overrides: list[str] | None = None, *,
+                      settings: list[tuple[str, Any]] | None = None) -> TrackConfig:
+    """The resolved config: the preset (None = the defaults above), then ``settings`` (dotted key, typed
+    value) pairs in order, e.g. from command-line flags, then dotted ``KEY=VALUE`` text overrides.
+
+    Setting a section's ``kind`` to another kind starts that section afresh (``("detector.kind", "gt")``
+    drops the preset's BlazePose detector keys). Raises ConfigError naming the file and the dotted key.
+    """
+    path = resolve_preset(preset)
+    data: dict = read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "<defaults>"
+    for key, value in settings or []:
+        set_value(data, key.split("."), value)
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        set_value(data, keys, value, what=f"override {text!r}")
+    if settings or overrides:
+        source += " + flags/overrides"
+    return from_dict(TrackConfig, data, source)

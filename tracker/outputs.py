@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from eval_posetrack.formats import PoseTrack18Writer, convert_file
+from association.keypoints import COCO17, POSETRACK18, KeypointLayout
+from eval_posetrack import MAX_TRACK_ID, PoseTrack18Writer, convert_file, is_sequence_name
 
 from .record import PoseRecord
 from .render import draw_poses
 from .sources import Frame
-
-_POSETRACK_SEQ = re.compile(r"^\d+_(mpii|bonn|mpiinew)(_.*)?$")
-MAX_POSETRACK_ID = 10000  # poseval asserts track ids < 10000
 
 
 def posetrack_file_name(sequence: str, frame: Frame) -> str:
@@ -39,7 +36,7 @@ def coco_head_to_posetrack(keypoints: np.ndarray, scores: np.ndarray) -> tuple[n
     keypoints (N,17,2) image px, scores (N,17). PoseTrack18 keeps head_bottom in the left-eye slot and
     head_top in the right-eye slot; a COCO model puts eyes there, which PoseTrack scores as wrong joints.
     We place head_bottom = mid-shoulders + 0.3 (nose - mid-shoulders) and head_top = nose + (nose -
-    head_bottom): the ratios measured on the 13 fully annotated PoseTrack18 persons in the shared test data
+    head_bottom): the ratios measured on 13 fully annotated persons of the PoseTrack18 val annotations
     (|head_top - nose| / |nose - head_bottom| = 0.98 median; |head_bottom - shoulders| / |nose - head_bottom|
     = 0.42). Scores: head_bottom = min(shoulder scores, nose score), head_top = nose score.
     """
@@ -60,7 +57,7 @@ class CocoResultsWriter:
     """COCO keypoint results JSON (a list of {image_id, category_id, keypoints [x,y,score]*K, score,
     track_id, bbox xywh}); ``image_id`` = frame index. Rewritten atomically every ``flush_every`` frames."""
 
-    def __init__(self, path: str | os.PathLike, flush_every: int = 10) -> None:
+    def __init__(self, path: str | os.PathLike, flush_every: int) -> None:
         self.path = Path(path)
         self.flush_every = max(1, int(flush_every))
         self._items: list[str] = []
@@ -96,14 +93,16 @@ class CocoResultsWriter:
 class VideoRenderer:
     """An MP4 (mp4v) of the frames with skeletons and boxes coloured by track id."""
 
-    def __init__(self, path: str | os.PathLike, fps: float, keypoint_threshold: float = 0.3) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float, keypoint_threshold: float,
+                 skeleton: tuple[tuple[int, int], ...]) -> None:
         self.path = Path(path)
         self.fps = float(fps) if fps and fps > 0 else 25.0
         self.keypoint_threshold = keypoint_threshold
+        self.skeleton = skeleton
         self._writer: cv2.VideoWriter | None = None
 
     def add_frame(self, image: np.ndarray, record: PoseRecord) -> np.ndarray:
-        out = draw_poses(image, record, self.keypoint_threshold)
+        out = draw_poses(image, record, self.keypoint_threshold, self.skeleton)
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             h, w = out.shape[:2]
@@ -127,16 +126,21 @@ class TrackOutputs:
     ``<sequence>.json`` (PoseTrack 2018), ``<sequence>_posetrack17.json``, ``<sequence>_coco.json``,
     ``<sequence>.mp4`` (rendered).
 
-    head_keypoints: "from_coco" (a COCO-trained estimator: head_bottom / head_top are derived from the nose
-    and shoulders, see :func:`coco_head_to_posetrack`) or "estimator" (a PoseTrack-trained estimator already
-    predicts head_bottom / head_top in the eye slots)."""
+    layout: the estimator's keypoint layout. PoseTrack files hold the POSETRACK18 slots: a POSETRACK18
+    estimator's poses are written as they are; a COCO17 estimator's get head_bottom / head_top derived from
+    the nose and shoulders (see :func:`coco_head_to_posetrack`); another layout cannot be written as PoseTrack.
+    The renderer draws the layout's skeleton.
+    """
 
-    def __init__(self, out_dir: str | os.PathLike, sequence: str, formats: list[str], render: bool = False,
-                 fps: float = 25.0, keypoint_threshold: float = 0.3, flush_every: int = 10,
-                 nframes: int | None = None, head_keypoints: str = "from_coco") -> None:
-        if head_keypoints not in ("from_coco", "estimator"):
-            raise ValueError(f"head_keypoints must be 'from_coco' or 'estimator', got {head_keypoints!r}")
-        self.head_keypoints = head_keypoints
+    def __init__(self, out_dir: str | os.PathLike, sequence: str, formats: list[str], *, layout: KeypointLayout,
+                 render: bool, fps: float, keypoint_threshold: float, flush_every: int,
+                 nframes: int | None = None) -> None:
+        posetrack = "posetrack18" in formats or "posetrack17" in formats
+        if posetrack and layout.names not in (COCO17.names, POSETRACK18.names):
+            raise ValueError(f"output.formats: PoseTrack output needs an estimator with the {COCO17.name} or "
+                             f"{POSETRACK18.name} keypoints; this one has the {layout.name} layout "
+                             f"({layout.num_keypoints} keypoints)")
+        self.layout = layout
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.sequence = sequence
@@ -147,7 +151,7 @@ class TrackOutputs:
             self.paths["posetrack18"] = self.out_dir / f"{sequence}.json"
             self._pt18 = PoseTrack18Writer(self.paths["posetrack18"], flush_every=flush_every, nframes=nframes)
         if "posetrack17" in formats:
-            if not _POSETRACK_SEQ.match(sequence):
+            if not is_sequence_name(sequence):
                 raise ValueError(f"output.formats: posetrack17 needs a PoseTrack sequence name like "
                                  f"000001_mpiinew_test (the 2017 format encodes it in image names); the source "
                                  f"is named {sequence!r}. Use posetrack18 (any name) or rename the source.")
@@ -159,7 +163,7 @@ class TrackOutputs:
         self._video = None
         if render:
             self.paths["video"] = self.out_dir / f"{sequence}.mp4"
-            self._video = VideoRenderer(self.paths["video"], fps, keypoint_threshold)
+            self._video = VideoRenderer(self.paths["video"], fps, keypoint_threshold, layout.skeleton)
         self.frames_written = 0
         self._id_map: dict[int, int] = {}       # our track id -> PoseTrack id
         self._taken: set[int] = set()           # PoseTrack ids handed out so far
@@ -169,11 +173,8 @@ class TrackOutputs:
     def add(self, frame: Frame, record: PoseRecord) -> np.ndarray | None:
         """Write one frame's poses; returns the rendered image when rendering (for a live window)."""
         if self._pt18 is not None:
-            k = record.keypoints.shape[1]
-            if k != 17:
-                raise ValueError(f"PoseTrack output needs 17 keypoints per person, the estimator gives {k}")
             kp, sc = record.keypoints, record.keypoint_scores
-            if self.head_keypoints == "from_coco":
+            if self.layout.names == COCO17.names:
                 kp, sc = coco_head_to_posetrack(kp, sc)
             self._pt18.add_frame(posetrack_file_name(self.sequence, frame), kp, sc,
                                  self._posetrack_ids(record.track_ids), boxes=record.boxes,
@@ -187,19 +188,19 @@ class TrackOutputs:
         return rendered
 
     def _posetrack_ids(self, track_ids: np.ndarray) -> np.ndarray:
-        """Track ids -> ids in [0, 10000) as poseval requires: our own ids while they fit; past that a new
+        """Track ids -> ids in [0, MAX_TRACK_ID) as poseval requires: our own ids while they fit; past that a new
         track takes the lowest unused id, and once all are used, the id of the track not seen for the longest
         time (never one of this frame)."""
         current = {int(t) for t in track_ids}
         out = np.empty(len(track_ids), np.int64)
         for i, t in enumerate(int(t) for t in track_ids):
             if t not in self._id_map:
-                if t < MAX_POSETRACK_ID and t not in self._taken:
+                if t < MAX_TRACK_ID and t not in self._taken:
                     pid = t
                 else:
-                    while self._scan < MAX_POSETRACK_ID and self._scan in self._taken:
+                    while self._scan < MAX_TRACK_ID and self._scan in self._taken:
                         self._scan += 1
-                    if self._scan < MAX_POSETRACK_ID:
+                    if self._scan < MAX_TRACK_ID:
                         pid = self._scan
                     else:
                         old = min((k for k in self._id_map if k not in current), key=self._last_seen.__getitem__)

@@ -1,36 +1,54 @@
 """The per-frame pose tracking pipeline (HRNet paper section 4.3 / SimpleBaseline FlowTrack).
 
-Per frame:
-1. person boxes from the detector (every ``det_interval``-th frame) and from the previous frame's poses
-   moved by optical flow (each keypoint displaced by the flow at its location; box = extent of the moved
-   keypoints enlarged by 15%), merged by non-maximum suppression (torchvision.ops.nms);
-2. the top-down estimator on all boxes of the frame in one batch;
-3. association: OKS between current poses and previous poses warped by the flow, greedy matching with a
-   minimum similarity, lost tracks kept for ``max_lost_frames`` frames.
+Per frame::
+
+    frame ──► flow(prev image, image) ──► associator.predict(warp): every track's last pose warped ONCE
+                                               │ active tracks (the previous frame's poses)
+    detector (every det_interval-th frame)     ▼
+        └── detected Candidates ──┐    propagated Candidates: box = extent of the warped keypoints enlarged
+                                  │    by 15%, roi_points = the previous poses' roi_points warped
+                                  ▼                   │
+                        box NMS (Propagation.merge) ◄─┘
+                                  │ one Candidates record (boxes, scores, origin, roi_points)
+                                  ▼
+            estimator.estimate(image, boxes, scores, roi_points) ──► Poses
+                                  │
+            Propagation.prune: weak propagated poses, OKS pose NMS (the estimator's layout sigmas)
+                                  │
+                                  ▼
+            associator.update: OKS against the warped tracks, greedy matching ──► PoseRecord with track ids
+
+Without flow (flow "none") nothing is propagated: the detector runs every frame, association has no motion
+compensation.
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 from torchvision.ops import nms
 
 from association import PoseAssociator, boxes_from_keypoints
+from association.keypoints import KeypointLayout
 from association.nms import oks_nms
 from flow import warp_points
 
-from .record import ORIGIN_DETECTED, ORIGIN_PROPAGATED, PoseRecord
+from .record import ORIGIN_DETECTED, ORIGIN_PROPAGATED, Candidates, PoseRecord
 from .sources import Frame
 
 
 class _Estimator(Protocol):
+    layout: KeypointLayout
     num_keypoints: int
 
-    def estimate(self, image: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray): ...
+    def estimate(self, image: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray,
+                 roi_points: np.ndarray | None = None): ...
 
 
 class _Detector(Protocol):
@@ -56,68 +74,104 @@ class StageTimes:
         return {k: 1000.0 * v / n for k, v in self.seconds.items()}
 
 
+@dataclass(frozen=True)
+class Propagation:
+    """How boxes are carried from frame to frame by the flow and merged with the detections.
+
+    det_interval: run the detector every k-th frame (k=1 is the paper); in between boxes come only from
+        propagation.
+    nms_iou: IoU above which detected and propagated boxes are merged (highest score kept).
+    box_enlarge: propagated box = keypoint extent enlarged by this fraction (0.15 in the paper).
+    keypoint_threshold: keypoints with a score below this do not shape propagated boxes nor count in pose NMS.
+    min_score: a propagated box whose new pose has a mean keypoint score below this is dropped (else a box
+        would keep propagating over background forever).
+    pose_nms_oks: after estimation, poses whose OKS with a better-scoring pose exceeds this are dropped (a
+        detected and a propagated box of different extent on one person give the same pose twice; box NMS
+        alone cannot merge them). None disables it.
+    Every value is explicit; the tracking config (``propagation:``) holds the defaults.
+    """
+
+    det_interval: int
+    nms_iou: float
+    box_enlarge: float
+    keypoint_threshold: float
+    min_score: float
+    pose_nms_oks: float | None
+
+    def __post_init__(self) -> None:
+        if self.det_interval < 1:
+            raise ValueError(f"det_interval must be >= 1, got {self.det_interval}")
+
+    def detect_now(self, step: int, can_propagate: bool) -> bool:
+        """Whether the detector runs on frame number ``step`` (always when nothing can be propagated)."""
+        return step % self.det_interval == 0 or not can_propagate
+
+    def propagate(self, previous: PoseRecord, warped_keypoints: np.ndarray, flow: np.ndarray,
+                  image_size: tuple[int, int]) -> Candidates:
+        """Boxes of the previous frame's poses moved into this frame.
+
+        previous: the previous frame's poses (N persons). warped_keypoints: (N, K, 2) image px, their
+        keypoints moved by the flow. flow: (H, W, 2) px, for the roi_points. image_size: (width, height).
+        A propagated box keeps its person's box score (not the pose score, which would decay
+        multiplicatively from frame to frame); boxes thinner than 1 px are dropped.
+        """
+        boxes = boxes_from_keypoints(warped_keypoints, previous.keypoint_scores, self.keypoint_threshold,
+                                     enlarge=self.box_enlarge, image_size=image_size)
+        ok = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] - boxes[:, 0] > 1) & (boxes[:, 3] - boxes[:, 1] > 1)
+        roi = None if previous.roi_points is None else warp_points(previous.roi_points, flow)
+        return Candidates.of(boxes, previous.box_scores, ORIGIN_PROPAGATED, roi)[ok]
+
+    def merge(self, candidates: Candidates) -> Candidates:
+        """Box NMS over detected and propagated candidates (torchvision.ops.nms, highest score kept)."""
+        if len(candidates) < 2:
+            return candidates
+        keep = nms(torch.from_numpy(candidates.boxes), torch.from_numpy(candidates.scores), self.nms_iou)
+        return candidates[keep.numpy()]
+
+    def prune(self, record: PoseRecord, sigmas: tuple[float, ...]) -> PoseRecord:
+        """Drop weak propagated poses, then duplicate poses by OKS NMS (``sigmas``: the layout's (K,))."""
+        weak = (record.origin == ORIGIN_PROPAGATED) & (record.keypoint_scores.mean(axis=1) < self.min_score)
+        record = record[~weak]
+        if self.pose_nms_oks is not None and len(record) > 1:
+            record = record[oks_nms(record.keypoints, record.pose_scores, record.boxes, self.pose_nms_oks,
+                                    record.keypoint_scores, self.keypoint_threshold, sigmas=sigmas)]
+        return record
+
+
+def _warp(points: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """(..., 2) px of the previous frame -> the current frame through ``flow`` (H, W, 2) px."""
+    return warp_points(points, flow)
+
+
 class PoseTracker:
     """Tracks poses frame by frame. Each instance owns its association state and id counter.
 
     Args:
-        estimator: top-down estimator with ``estimate(image (H,W,3) uint8 BGR, boxes (N,4) xyxy px,
-            box_scores (N,)) -> Poses(keypoints (N,K,2) px, keypoint_scores (N,K), pose_scores (N,))``.
-        detector: person detector with ``detect([frame]) -> [Detections(boxes (N,4) xyxy px, scores (N,))]``.
-        flow: optical-flow backend ``compute(prev, curr) -> (H,W,2) px displacement``, or None (no propagation).
-        det_interval: run the detector every k-th frame (k=1 is the paper); in between boxes come only
-            from flow propagation.
-        nms_iou: IoU above which detected and propagated boxes are merged (highest score kept).
-        box_enlarge: propagated box = keypoint extent enlarged by this fraction (0.15 in the paper).
-        propagate_keypoint_threshold: keypoints with a score below this do not shape propagated boxes.
-        min_propagated_score: a propagated box whose new pose scores a mean keypoint score below this is
-            dropped (else a box would keep propagating over background forever).
-        min_similarity, max_lost_frames, oks_keypoint_threshold, match: association settings.
-        min_box_score: detections below this box score are ignored.
-        pose_nms_oks: after estimation, poses whose OKS with a better-scoring pose exceeds this are dropped
-            (a detected box and a propagated box of different extent on one person give the same pose
-            twice; box NMS alone cannot merge them). None disables it.
+        estimator: exposes ``layout`` (KeypointLayout), ``num_keypoints`` and ``estimate(image (H,W,3) uint8
+            BGR, boxes (N,4) xyxy px, box_scores (N,), roi_points=None | (N,2,2) px) -> Poses(keypoints
+            (N,K,2) px, keypoint_scores (N,K) calibrated, pose_scores (N,), roi_points (N,2,2) px | None,
+            extras)``.
+        detector: ``detect([frame]) -> [Detections(boxes (N,4) xyxy px, scores (N,), roi_points (N,2,2) px
+            | None)]``.
+        flow: ``compute(prev, curr) -> (H,W,2) px displacement``, or None: no propagation (the detector runs
+            every frame) and association without motion compensation.
+        associator: a fresh PoseAssociator with the estimator's layout sigmas.
+        propagation: the Propagation settings.
     """
 
-    def __init__(
-        self,
-        estimator: _Estimator,
-        detector: _Detector,
-        flow: _Flow | None = None,
-        *,
-        det_interval: int = 1,
-        nms_iou: float = 0.5,
-        box_enlarge: float = 0.15,
-        propagate_keypoint_threshold: float = 0.3,
-        min_propagated_score: float = 0.3,
-        min_similarity: float = 0.3,
-        max_lost_frames: int = 5,
-        oks_keypoint_threshold: float = 0.2,
-        match: str = "greedy",
-        min_box_score: float = 0.0,
-        pose_nms_oks: float | None = 0.7,
-    ) -> None:
-        if det_interval < 1:
-            raise ValueError(f"det_interval must be >= 1, got {det_interval}")
-        if getattr(estimator, "num_keypoints", 17) != 17:
-            # OKS association and pose NMS use the COCO-17 sigmas
-            raise ValueError(f"PoseTracker needs an estimator with the 17 COCO keypoints; this one gives "
-                             f"{estimator.num_keypoints}")
+    def __init__(self, estimator: _Estimator, detector: _Detector, flow: _Flow | None,
+                 associator: PoseAssociator, propagation: Propagation) -> None:
+        layout = estimator.layout
+        if tuple(associator.sigmas) != tuple(layout.sigmas):
+            raise ValueError(f"associator: its OKS sigmas ({len(associator.sigmas)}) are not the estimator's "
+                             f"{layout.name} layout's ({layout.num_keypoints} keypoints); build it with "
+                             f"sigmas=estimator.layout.sigmas")
         self.estimator = estimator
         self.detector = detector
         self.flow = flow
-        self.det_interval = det_interval
-        self.nms_iou = nms_iou
-        self.box_enlarge = box_enlarge
-        self.propagate_keypoint_threshold = propagate_keypoint_threshold
-        self.min_propagated_score = min_propagated_score
-        self.min_box_score = min_box_score
-        self.pose_nms_oks = pose_nms_oks
-        self.associator = PoseAssociator(
-            min_similarity=min_similarity,
-            max_lost_frames=max_lost_frames,
-            keypoint_score_threshold=oks_keypoint_threshold,
-            method=match,
-        )
+        self.associator = associator
+        self.propagation = propagation
+        self.layout = layout
         self.times = StageTimes()
         self._prev_image: np.ndarray | None = None
         self._prev: PoseRecord | None = None
@@ -130,98 +184,54 @@ class PoseTracker:
         self._prev = None
         self._steps = 0
 
-    def _propagate(self, flow: np.ndarray | None, image_size: tuple[int, int]) -> PoseRecord | None:
-        prev = self._prev
-        if prev is None or len(prev) == 0 or flow is None:
-            return None
-        moved = warp_points(prev.keypoints, flow)
-        boxes = boxes_from_keypoints(moved, prev.keypoint_scores, self.propagate_keypoint_threshold,
-                                     enlarge=self.box_enlarge, image_size=image_size)
-        ok = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] - boxes[:, 0] > 1) & (boxes[:, 3] - boxes[:, 1] > 1)
-        # A propagated box inherits its person's box score (not the pose score, which would decay
-        # multiplicatively from frame to frame).
-        extras = {}
-        if "aux_points" in prev.extras:
-            # BlazePose: the alignment points re-crop the person next frame (rotated ROI, as MediaPipe tracks)
-            extras["aux_points"] = warp_points(prev.extras["aux_points"], flow)
-        rec = PoseRecord(boxes, prev.box_scores, moved, prev.keypoint_scores,
-                         origin=np.full(len(boxes), ORIGIN_PROPAGATED, np.int8), extras=extras)
-        return rec[ok]
-
     def step(self, frame: Frame) -> PoseRecord:
         """Process one frame; returns its poses with track ids (all in image pixels)."""
         image = frame.image
         h, w = image.shape[:2]
-        k = self.estimator.num_keypoints
         t = time.perf_counter
+        prop = self.propagation
 
-        # 1a. flow from the previous frame
+        # 1. flow from the previous frame; every track's last pose warped once, for propagation and association
         flow = None
         if self.flow is not None and self._prev_image is not None and self._prev_image.shape == image.shape:
             t0 = t()
             flow = self.flow.compute(self._prev_image, image)
             self.times.add("flow", t() - t0)
+        warp = None if flow is None else functools.partial(_warp, flow=flow)
+        tracks = self.associator.predict(warp)
 
-        # 1b. detector every det_interval-th frame
-        boxes = [np.zeros((0, 4), np.float32)]
-        scores = [np.zeros(0, np.float32)]
-        origins = [np.zeros(0, np.int8)]
-        hints = [np.zeros((0, 2, 2), np.float32)]  # per-box ROI hints (BlazePose alignment points), NaN = none
-        # without flow (none configured, or the frame size changed) nothing can be propagated: detect
-        if self._steps % self.det_interval == 0 or self._prev is None or flow is None:
+        # 2. candidates: detections (every det_interval-th frame) and last frame's poses moved by the flow
+        previous = self._prev if self._prev is not None and len(self._prev) else None
+        parts = [Candidates.of(np.zeros((0, 4)), np.zeros(0), ORIGIN_DETECTED)]
+        if prop.detect_now(self._steps, can_propagate=flow is not None and self._prev is not None):
             t0 = t()
             det = self.detector.detect([frame])[0]
             self.times.add("detect", t() - t0)
-            keep = det.scores >= self.min_box_score
-            boxes.append(np.asarray(det.boxes, np.float32)[keep])
-            scores.append(np.asarray(det.scores, np.float32)[keep])
-            origins.append(np.full(int(keep.sum()), ORIGIN_DETECTED, np.int8))
-            hints.append(np.full((int(keep.sum()), 2, 2), np.nan, np.float32))
-
-        # 1c. boxes of last frame's poses moved by the flow
+            parts.append(Candidates.of(det.boxes, det.scores, ORIGIN_DETECTED, det.roi_points))
         t0 = t()
-        prop = self._propagate(flow, (w, h))
-        if prop is not None and len(prop):
-            boxes.append(prop.boxes)
-            scores.append(prop.box_scores)
-            origins.append(prop.origin)
-            hints.append(prop.extras.get("aux_points", np.full((len(prop), 2, 2), np.nan, np.float32)))
-        boxes_a = np.concatenate(boxes).astype(np.float32)
-        scores_a = np.concatenate(scores).astype(np.float32)
-        origin_a = np.concatenate(origins).astype(np.int8)
-        hints_a = np.concatenate(hints).astype(np.float32)
-        if len(boxes_a):
-            keep = nms(torch.from_numpy(boxes_a), torch.from_numpy(scores_a), self.nms_iou).numpy()
-            boxes_a, scores_a, origin_a, hints_a = boxes_a[keep], scores_a[keep], origin_a[keep], hints_a[keep]
+        if previous is not None and flow is not None:
+            row = {int(tid): i for i, tid in enumerate(tracks.track_ids)}
+            warped = tracks.keypoints[[row[int(tid)] for tid in previous.track_ids]]
+            parts.append(prop.propagate(previous, warped, flow, (w, h)))
+        candidates = prop.merge(Candidates.concatenate(parts))
         self.times.add("propagate+nms", t() - t0)
 
-        # 2. top-down estimation on all boxes in one batch
+        # 3. the estimator on all boxes of the frame in one call
         t0 = t()
-        if len(boxes_a):
-            if hasattr(self.estimator, "next_rois") and np.isfinite(hints_a).any():
-                # rows without hints (NaN) fall back to the box ROI inside the estimator
-                rois = self.estimator.next_rois(hints_a[:, 0], hints_a[:, 1])
-                poses = self.estimator.estimate(image, boxes_a, scores_a, rois=rois)
-            else:
-                poses = self.estimator.estimate(image, boxes_a, scores_a)
-            rec = PoseRecord(boxes_a, scores_a, poses.keypoints, poses.keypoint_scores, poses.pose_scores,
-                             origin=origin_a, frame_index=frame.index, timestamp=frame.timestamp,
-                             extras=dict(getattr(poses, "extras", None) or {}))
-            weak = (rec.origin == ORIGIN_PROPAGATED) & (rec.keypoint_scores.mean(axis=1) < self.min_propagated_score)
-            rec = rec[~weak]
-            if self.pose_nms_oks is not None and len(rec) > 1:
-                rec = rec[oks_nms(rec.keypoints, rec.pose_scores, rec.boxes, self.pose_nms_oks,
-                                  rec.keypoint_scores, self.propagate_keypoint_threshold)]
+        if len(candidates):
+            poses = self.estimator.estimate(image, candidates.boxes, candidates.scores,
+                                            roi_points=candidates.hints())
+            rec = PoseRecord(candidates.boxes, candidates.scores, poses.keypoints, poses.keypoint_scores,
+                             poses.pose_scores, origin=candidates.origin, frame_index=frame.index,
+                             timestamp=frame.timestamp, roi_points=poses.roi_points, extras=dict(poses.extras))
+            rec = prop.prune(rec, self.layout.sigmas)
         else:
-            rec = PoseRecord.empty(k, frame.index, frame.timestamp)
+            rec = PoseRecord.empty(self.layout.num_keypoints, frame.index, frame.timestamp)
         self.times.add("estimate", t() - t0)
 
-        # 3. association against the flow-warped previous poses
+        # 4. association against the warped tracks
         t0 = t()
-        warp: Callable[[np.ndarray], np.ndarray] | None = None
-        if flow is not None:
-            warp = lambda pts, _f=flow: warp_points(pts, _f)  # noqa: E731
-        rec.track_ids = self.associator.update(rec.keypoints, rec.keypoint_scores, rec.boxes, warp)
+        rec.track_ids = self.associator.update(rec.keypoints, rec.keypoint_scores, rec.boxes)
         self.times.add("associate", t() - t0)
 
         self._prev_image = image

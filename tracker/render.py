@@ -6,12 +6,6 @@ import numpy as np
 
 from .record import ORIGIN_PROPAGATED, PoseRecord
 
-# COCO-17 skeleton (0-based keypoint indices).
-COCO_SKELETON: tuple[tuple[int, int], ...] = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)
-
 
 def track_color(track_id: int) -> tuple[int, int, int]:
     """A stable, well-separated BGR colour per track id (golden-ratio hue walk); grey for -1."""
@@ -23,12 +17,13 @@ def track_color(track_id: int) -> tuple[int, int, int]:
     return int(b), int(g), int(r)
 
 
-def draw_poses(image: np.ndarray, record: PoseRecord, keypoint_threshold: float = 0.3,
-               draw_boxes: bool = True, skeleton: tuple[tuple[int, int], ...] = COCO_SKELETON) -> np.ndarray:
+def draw_poses(image: np.ndarray, record: PoseRecord, keypoint_threshold: float,
+               skeleton: tuple[tuple[int, int], ...], draw_boxes: bool = True) -> np.ndarray:
     """Return a copy of ``image`` (H,W,3) uint8 BGR with the record's poses drawn on it.
 
-    Keypoints (N,K,2) image px with score >= ``keypoint_threshold`` are drawn; limbs when both ends are.
-    Propagated boxes (origin = flow) are drawn dashed-thin, detected ones solid.
+    Keypoints (N,K,2) image px with score >= ``keypoint_threshold`` are drawn; limbs (``skeleton``: the
+    estimator's layout's 0-based index pairs, ``KeypointLayout.skeleton``) when both ends are.
+    Propagated boxes (origin = flow) are drawn with a 1 px line, detected ones thicker.
     """
     out = image.copy()
     h, w = out.shape[:2]
@@ -38,11 +33,10 @@ def draw_poses(image: np.ndarray, record: PoseRecord, keypoint_threshold: float 
         color = track_color(tid)
         kp = record.keypoints[i]
         ok = (record.keypoint_scores[i] >= keypoint_threshold) & np.isfinite(kp).all(axis=1)
-        if kp.shape[0] == 17:
-            for a, b in skeleton:
-                if ok[a] and ok[b]:
-                    cv2.line(out, tuple(np.round(kp[a]).astype(int)), tuple(np.round(kp[b]).astype(int)),
-                             color, thick + 1, cv2.LINE_AA)
+        for a, b in skeleton:
+            if ok[a] and ok[b]:
+                cv2.line(out, tuple(np.round(kp[a]).astype(int)), tuple(np.round(kp[b]).astype(int)),
+                         color, thick + 1, cv2.LINE_AA)
         for j in np.flatnonzero(ok):
             cv2.circle(out, tuple(np.round(kp[j]).astype(int)), thick + 2, color, -1, cv2.LINE_AA)
         x1, y1, x2, y2 = np.round(record.boxes[i]).astype(int)

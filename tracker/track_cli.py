@@ -1,56 +1,79 @@
-"""``posetrack track SOURCE``: track poses in a video file, an image folder, a PoseTrack sequence, a webcam or a stream."""
+"""``posetrack track SOURCE``: track poses in a video file, an image folder, a PoseTrack sequence, a webcam or a
+stream."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
+import typing
 from pathlib import Path
+from typing import Any
 
-from .config import TrackConfig, load_track_config, save_yaml
+from configs import list_presets, parse_wxh, tagged_union_kinds
+
+from .config import (
+    CheckpointFormat,
+    DetectorConfig,
+    FlowConfig,
+    TrackConfig,
+    estimator_kind,
+    load_track_config,
+    save_yaml,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "track",
         help="track poses in a video / image folder / webcam / stream URL",
-        description="Track poses. Settings come from a preset in configs/ (--preset), then the flags below, "
-                    "then dotted KEY=VALUE overrides (e.g. association.min_similarity=0.4).",
+        description="Track poses. Settings come from a preset (--preset), then the flags below, then dotted "
+                    "KEY=VALUE overrides (e.g. association.min_similarity=0.4 flow.kind=farneback).",
     )
     p.add_argument("source", help="video file, image folder, PoseTrack18 annotation JSON, webcam index (0) or URL")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
-    p.add_argument("--preset", default="default", help="configs/track_<NAME>.yaml or a YAML path (default: configs/track_default.yaml)")
-    p.add_argument("--estimator", help="estimator name (blazepose, hrnet_w32, mspn_2stg, rsn_18, ...)")
-    p.add_argument("--checkpoint", help="estimator weights file")
-    p.add_argument("--source-format", dest="ckpt_source", help="checkpoint source: official | mmpose0x | mmpose1x")
-    p.add_argument("--detector", help="blazepose | torchvision | mmdet | precomputed | gt")
-    p.add_argument("--detections", help="precomputed detections JSON or PoseTrack annotation JSON (for --detector gt)")
-    p.add_argument("--flow", help="dis | farneback | raft_small | raft_large | none")
-    p.add_argument("--det-interval", type=int, help="run the detector every K-th frame")
+    p.add_argument("--preset", default="default",
+                   help=f"a shipped preset ({', '.join(list_presets('track'))}) or a YAML path (default: default)")
+    p.add_argument("--estimator", metavar="NAME", help="estimator name (blazepose, hrnet_w32, mspn_2stg, rsn_18, ...)")
+    p.add_argument("--checkpoint", metavar="FILE", help="estimator weights file")
+    p.add_argument("--checkpoint-format", choices=typing.get_args(CheckpointFormat),
+                   help="how the checkpoint's keys are laid out (default: recognised from the keys)")
+    p.add_argument("--input-size", metavar="WxH", help="estimator crop size, e.g. 192x256")
+    p.add_argument("--max-batch", type=int, metavar="N", help="maximum person crops per estimator call")
+    p.add_argument("--detector", choices=sorted(tagged_union_kinds(DetectorConfig) or ()), help="person detector")
+    p.add_argument("--detections", metavar="FILE",
+                   help="detections JSON (--detector precomputed) or PoseTrack annotation JSON (--detector gt)")
+    p.add_argument("--flow", choices=sorted(tagged_union_kinds(FlowConfig) or ()),
+                   help="optical flow (none = no propagation: the detector runs every frame)")
+    p.add_argument("--det-interval", type=int, metavar="K", help="run the detector every K-th frame")
+    p.add_argument("--device", help="cpu | cuda | cuda:N")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after this many frames")
     p.add_argument("--out", default="out", help="output folder (default: out)")
     p.add_argument("--render", action="store_true", help="also write a rendered MP4")
     p.add_argument("--show", action="store_true", help="draw the poses in a window (needs a display)")
-    p.add_argument("--device", help="cpu | cuda | cuda:N")
-    p.add_argument("--batch", type=int, help="maximum person crops per estimator forward")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--image-root", help="image root for a PoseTrack annotation JSON source")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def _flag_overrides(args: argparse.Namespace) -> list[str]:
-    pairs = [
-        ("estimator.name", args.estimator), ("estimator.checkpoint", args.checkpoint),
-        ("estimator.source", args.ckpt_source), ("detector.kind", args.detector),
-        ("detector.file", args.detections), ("flow.name", args.flow),
-        ("association.det_interval", args.det_interval), ("device", args.device),
-        ("estimator.max_batch", args.batch), ("max_frames", args.max_frames),
-    ]
-    # JSON-quoted so a value is taken literally (a file named "2024" or "w: v2.pth" stays a string)
-    out = [f"{k}={json.dumps(v)}" for k, v in pairs if v is not None]
+def flag_settings(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The flags as (dotted key, typed value) pairs, in the order they apply (a kind before its keys)."""
+    out: list[tuple[str, Any]] = []
+    if args.estimator is not None:
+        kind = estimator_kind(args.estimator)
+        out.append(("estimator.kind", kind))
+        if kind == "topdown":
+            out.append(("estimator.name", args.estimator))
+    if args.input_size is not None:
+        out.append(("estimator.input_size", parse_wxh(args.input_size, "--input-size")))
+    out += [(key, value) for key, value in (
+        ("estimator.checkpoint", args.checkpoint), ("estimator.checkpoint_format", args.checkpoint_format),
+        ("estimator.max_batch", args.max_batch), ("detector.kind", args.detector),
+        ("detector.file", args.detections), ("flow.kind", args.flow),
+        ("propagation.det_interval", args.det_interval), ("device", args.device),
+        ("max_frames", args.max_frames)) if value is not None]
     if args.render:
-        out.append("output.render=true")
+        out.append(("output.render", True))
     return out
 
 
@@ -76,7 +99,7 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
 
     from .build import build_tracker
     from .outputs import TrackOutputs
-    from .sources import open_source
+    from .sources import CaptureSource, open_source
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +107,6 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
     if tracker is None:
         tracker = build_tracker(cfg, sequence=source.name)
     sequence = safe_sequence_name(source.name)
-    from .sources import CaptureSource
 
     # live sources (webcam, stream URL) draw in a window whenever a display exists; outputs are written anyway
     show = (show or isinstance(source, CaptureSource)) and _display_available()
@@ -92,8 +114,7 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
     outputs = TrackOutputs(out_dir, sequence, cfg.output.formats, render=cfg.output.render or show,
                            fps=cfg.output.render_fps or source.fps or 25.0,
                            keypoint_threshold=cfg.output.keypoint_threshold,
-                           flush_every=cfg.output.flush_every, nframes=source.num_frames,
-                           head_keypoints=cfg.output.head_keypoints)
+                           flush_every=cfg.output.flush_every, nframes=source.num_frames, layout=tracker.layout)
     total = source.num_frames
     if cfg.max_frames is not None:
         total = min(total, cfg.max_frames) if total else cfg.max_frames
@@ -147,7 +168,7 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_track_config(args.preset, _flag_overrides(args) + list(args.overrides))
+    cfg = load_track_config(args.preset, list(args.overrides), settings=flag_settings(args))
     try:
         summary = track_source(cfg, args.source, args.out, show=args.show, progress=not args.no_progress,
                                image_root=args.image_root)

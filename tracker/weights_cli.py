@@ -1,11 +1,11 @@
-"""``posetrack weights fetch|list``: the embedded offline BlazePose weights (see ``estimators/weights.py``)."""
+"""``posetrack weights fetch|list``: the embedded offline BlazePose weights (see ``estimators.blazepose.weights``)."""
 from __future__ import annotations
 
 import argparse
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from estimators import weights
+    from estimators.blazepose import weights
 
     root = weights.weights_dir(args.dir)
     before = {s.name: s.status for s in weights.list_weights(root)}
@@ -18,7 +18,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from estimators import weights
+    from estimators.blazepose import weights
 
     root = weights.weights_dir(args.dir)
     print(f"weights directory: {root}")

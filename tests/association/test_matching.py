@@ -25,8 +25,8 @@ def matrices(draw, distinct=False, elements=None):
 
 def _reference_greedy(sim, thr):
     """Plain-python greedy with the documented tie rule (highest value, then lowest row, then lowest col)."""
-    cands = sorted(((-sim[r, c], r, c) for r in range(sim.shape[0]) for c in range(sim.shape[1])
-                    if sim[r, c] >= thr))
+    cands = sorted((-sim[r, c], r, c) for r in range(sim.shape[0]) for c in range(sim.shape[1])
+                    if sim[r, c] >= thr)
     used_r, used_c, pairs = set(), set(), []
     for _, r, c in cands:
         if r not in used_r and c not in used_c:

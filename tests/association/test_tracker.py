@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from association import AssociationInputError, PoseAssociator, boxes_from_keypoints
+from association import AssociationInputError, boxes_from_keypoints
+from association import PoseAssociator as _PoseAssociator
+from association.keypoints import COCO17
 from flow import warp_points
 
 K = 17
@@ -30,6 +32,13 @@ SWING[[7, 9, 13, 15], 0] = [4, 8, 5, 9]  # left arm/leg swing one way
 SWING[[8, 10, 14, 16], 0] = [-4, -8, -5, -9]  # right arm/leg the other way
 STARTS = np.array([[40, 150], [600, 162], [320, 100], [60, 280], [600, 290]], float)
 VELOCITIES = np.array([[11, 0], [-11, 0], [0.5, 1.5], [5, -0.5], [-2, -0.8]], float)
+
+
+def PoseAssociator(**settings) -> _PoseAssociator:  # noqa: N802  (the class, with this test's settings)
+    """PoseAssociator with explicit settings (the associator has no defaults): these, unless overridden."""
+    base = dict(min_similarity=0.3, max_lost_frames=5, keypoint_score_threshold=0.2, method="greedy",
+                sigmas=COCO17.sigmas)
+    return _PoseAssociator(**(base | settings))
 
 
 def ground_truth() -> tuple[np.ndarray, np.ndarray]:
@@ -199,10 +208,15 @@ def test_lost_tracks_are_warped_forward_frame_by_frame_and_snapshots():
     ids = assoc.update(gt[0, :2], scores, boxes_from_keypoints(gt[0, :2], None, 0.0))
     shift = lambda p: p + np.float32([2.0, -1.0])  # noqa: E731
     before = assoc.previous_poses()
-    warped = assoc.warped_previous_poses(shift)
+    warped = assoc.predict(shift)  # the tracks are moved once: predict's poses are what update matches against
     np.testing.assert_allclose(warped.keypoints, before.keypoints + [2.0, -1.0])
-    np.testing.assert_array_equal(assoc.previous_poses().keypoints, before.keypoints)  # state untouched
-    for _ in range(3):  # nobody detected for 3 frames
+    np.testing.assert_array_equal(assoc.previous_poses().keypoints, warped.keypoints)
+    with pytest.raises(AssociationInputError, match="predict: already called"):
+        assoc.predict(shift)
+    with pytest.raises(AssociationInputError, match="already moved by predict"):
+        assoc.update(np.zeros((0, K, 2)), np.zeros((0, K)), np.zeros((0, 4)), warp=shift)
+    assert assoc.update(np.zeros((0, K, 2)), np.zeros((0, K)), np.zeros((0, 4))).size == 0  # frame 1
+    for _ in range(2):  # nobody detected for 2 more frames
         assert assoc.update(np.zeros((0, K, 2)), np.zeros((0, K)), np.zeros((0, 4)), warp=shift).size == 0
     assert len(assoc.previous_poses()) == 0  # no active track
     lost = assoc.previous_poses(include_lost=True)
@@ -237,3 +251,7 @@ def test_reset_and_bad_inputs():
         PoseAssociator(method="auction")
     with pytest.raises(AssociationInputError, match="min_similarity"):
         PoseAssociator(min_similarity=1.5)
+    with pytest.raises(AssociationInputError, match="sigmas"):
+        PoseAssociator(sigmas=())
+    with pytest.raises(TypeError):  # every setting is explicit: the tracking config holds the defaults
+        _PoseAssociator()

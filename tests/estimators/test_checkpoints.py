@@ -1,8 +1,9 @@
-"""Checkpoint loading: every reference layout, wrapped like the real files, loads strictly from a real file;
-safety (weights_only + numpy allow-list), error reporting, source guessing, our own round trip."""
+"""Checkpoint loading: every reference layout, wrapped like the real files, fits its model strictly after the
+remap (keys and shapes, on the meta device); one value-level round trip through real files per family; safety
+(weights_only + numpy allow-list), error reporting, format guessing, the keypoint layout a file declares."""
 from __future__ import annotations
 
-import importlib.util
+import functools
 import json
 import math
 import os
@@ -13,36 +14,32 @@ import numpy as np
 import pytest
 import torch
 
+from association.keypoints import COCO17, POSETRACK18
 from estimators.checkpoints import (
+    FORMATS,
     CheckpointError,
+    checkpoint_layout,
     load_checkpoint,
     load_state_dict_file,
+    load_weights,
     read_checkpoint_file,
+    remap_state_dict,
     save_state_dict,
     suggest_source,
+    unwrap_state_dict,
 )
 from estimators.hrnet import HRNet
 
 _REPO = Path(__file__).resolve().parents[2]
 LAYOUTS = Path(os.environ.get("POSETRACK_SHARED", _REPO.parent / "shared")) / "reference" / "checkpoint_layouts"
 LAYOUT_FILES = sorted(p.name for p in LAYOUTS.glob("*.json")) if LAYOUTS.is_dir() else []
-BIG = 50_000_000  # layouts above this many values are marked slow (deselect with -m "not slow")
-
-
-def _layout_params() -> list:
-    params = []
-    for name in LAYOUT_FILES:
-        numel = sum(math.prod(shape) for shape in json.loads((LAYOUTS / name).read_text()).values())
-        params.append(pytest.param(name, marks=[pytest.mark.slow] if numel > BIG else [], id=name))
-    return params
-
 
 SOURCES = ("official", "mmpose0x", "mmpose1x")
 _MODEL_NAMES = {"rsn18": "rsn_18", "rsn50": "rsn_50", "2xrsn50": "rsn50_2x", "3xrsn50": "rsn50_3x",
                 "4xrsn50": "rsn50_4x", "4xrsn18": "rsn18_4x"}
-# layouts whose loaded model is also compared with a model loaded from our own saved file (one per family)
-ROUND_TRIP = {"official_hrnet_w32.json", "official_mspn_1stg.json", "official_rsn18.json", "mmpose1x_rsn18_prm.json",
-              "mmpose0x_hrnet_w32.json"}
+# one value-level round trip through real files per family: HRNet (MMPose 1.x file with numpy dataset_meta)
+# and MSPN/RSN (the official layout: renames plus the conv-bias fold)
+ROUND_TRIP = ("mmpose1x_hrnet_w32.json", "official_rsn18.json")
 
 
 @pytest.fixture(autouse=True)
@@ -65,13 +62,20 @@ def split_layout_name(filename: str) -> tuple[str, str]:
 
 
 def build(name: str) -> torch.nn.Module:
-    """Build a registered model; skip only while its architecture module does not exist yet."""
-    family = "hrnet" if name.startswith("hrnet") else "mspn" if name.startswith("mspn") else "rsn"
-    if importlib.util.find_spec(f"estimators.{family}") is None:
-        pytest.skip(f"estimators/{family}.py not written yet")
-    from estimators.registry import build_model
+    """The registered network ``name`` (random weights)."""
+    from estimators.factory import build_model
 
     return build_model(name)
+
+
+@functools.cache
+def meta_model(name: str) -> torch.nn.Module:
+    """The registered network on the meta device: structure and shapes only (no memory, no init); one per
+    name, shared by the three source layouts of that name."""
+    from estimators.factory import build_model
+
+    with torch.device("meta"):
+        return build_model(name)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +119,7 @@ def dataset_meta() -> dict:
         "keypoint_colors": np.array([[51, 153, 255]] * 17, dtype=np.uint8),
         "skeleton_link_colors": np.zeros((19, 3), dtype=np.uint8),
         "flip_indices": [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15],
-        "keypoint_id2name": {0: "nose", 1: "left_eye"},
+        "keypoint_id2name": dict(enumerate(COCO17.names)),
         "area_thr": np.float64(0.5),
         "ids": np.arange(17, dtype=np.int64),
     }
@@ -136,39 +140,69 @@ def wrap(source: str, model_name: str, sd: dict[str, torch.Tensor]) -> dict:
 
 
 @pytest.mark.skipif(not LAYOUT_FILES, reason=f"reference layouts not found at {LAYOUTS}")
-@pytest.mark.parametrize("filename", _layout_params())
-def test_reference_layout_loads_strictly_from_a_real_file(filename, tmp_path, noise):
+@pytest.mark.parametrize("filename", LAYOUT_FILES)
+def test_reference_layout_fits_its_model_strictly_after_the_remap(filename):
+    """Keys and shapes of every released layout, wrapped as the source wraps its files: the format is
+    recognised, the wrapper unwrapped, and the remapped dict has exactly the model's keys and shapes (what the
+    strict load checks). Meta tensors: no values, no memory; values are checked by the round trips below."""
+    source, name = split_layout_name(filename)
+    layout = json.loads((LAYOUTS / filename).read_text())
+    model = meta_model(name)
+    sd = {k: torch.empty(shape, device="meta") for k, shape in layout.items()}
+    unwrapped = unwrap_state_dict(wrap(source, name, sd), filename)
+    assert suggest_source(unwrapped) == source
+    assert list(unwrapped) == list(sd)
+    mapped = remap_state_dict(model, unwrapped, source, filename)
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in mapped.items()} == ours
+    if source == "official" and not name.startswith("hrnet"):  # MSPN/RSN: only the folded conv biases go
+        assert len(layout) - len(mapped) == sum(k.endswith(".conv.bias") for k in layout) > 0
+    else:
+        assert len(mapped) == len(layout)
+
+
+@pytest.mark.skipif(not LAYOUT_FILES, reason=f"reference layouts not found at {LAYOUTS}")
+@pytest.mark.parametrize("filename", ROUND_TRIP)
+def test_reference_layout_round_trip_through_real_files(filename, tmp_path, noise):
+    """Values: a random state dict of the released layout, saved as the source saves it, loads strictly (format
+    guessed); renamed tensors arrive unchanged; our own saved file loads back to the same outputs. The
+    files are deleted as soon as they are read."""
     source, name = split_layout_name(filename)
     layout = json.loads((LAYOUTS / filename).read_text())
     model = build(name)
     sd = random_state_dict(layout, seed=len(filename), noise=noise)
     path = tmp_path / f"{filename[:-5]}.pth"
     torch.save(wrap(source, name, sd), path)
-    assert suggest_source(sd) == source
-    loaded = load_checkpoint(model, path, source)
-    assert loaded is model
+    fmt, declared = load_weights(model, path)
+    path.unlink()
+    assert fmt == source
+    assert declared is (COCO17 if source == "mmpose1x" else None)
     ours = model.state_dict()
-    if not (source == "official" and not name.startswith("hrnet")):
-        # pure renames: every file tensor arrives unchanged somewhere (official MSPN/RSN fold conv biases)
+    if source == "official" and not name.startswith("hrnet"):
+        folded = [k for k in sd if k.endswith(".conv.bias")]
+        assert len(ours) == len(sd) - len(folded)
+        # the fold: running_mean(ours) = running_mean(file) - conv bias(file)
+        key = "stage0.downsample.layer1.0.conv_bn_relu1"
+        assert torch.equal(ours["backbone.multi_stage_rsn.0.downsample.layer1.0.conv_bn_relu1.bn.running_mean"],
+                           sd[f"{key}.bn.running_mean"] - sd[f"{key}.conv.bias"])
+    else:  # pure renames: every file tensor arrives unchanged somewhere
         checks = sorted((tuple(v.shape), float(v.sum())) for v in sd.values())
         assert sorted((tuple(v.shape), float(v.sum())) for v in ours.values()) == checks
     if name.startswith("hrnet"):
-        prefix = {"official": "", "mmpose0x": "backbone.", "mmpose1x": "backbone."}[source]
-        head = {"official": "", "mmpose0x": "keypoint_head.", "mmpose1x": "head."}[source]
-        assert torch.equal(ours["final_layer.weight"], sd[head + "final_layer.weight"])
+        assert torch.equal(ours["final_layer.weight"], sd["head.final_layer.weight"])
         assert torch.equal(ours["stage4.2.branches.3.3.bn2.running_var"],
-                           sd[prefix + "stage4.2.branches.3.3.bn2.running_var"])
+                           sd["backbone.stage4.2.branches.3.3.bn2.running_var"])
     del sd
-    if filename in ROUND_TRIP:
-        mine = save_state_dict(model, tmp_path / "ours.pth")
-        again = load_checkpoint(build(name), mine, "native")
-        x = torch.randn(1, 3, 64, 64) if name.startswith("hrnet") else torch.randn(1, 3, 64, 48)
-        model.eval()
-        again.eval()
-        with torch.no_grad():
-            a, b = model(x), again(x)
-        assert a.shape[-2:] == (x.shape[2] // 4, x.shape[3] // 4)
-        assert torch.isfinite(a).all() and torch.equal(a, b)
+    mine = save_state_dict(model, tmp_path / "ours.pth")
+    again = load_checkpoint(build(name), mine, "native")
+    mine.unlink()
+    x = torch.randn(1, 3, 64, 64) if name.startswith("hrnet") else torch.randn(1, 3, 64, 48)
+    model.eval()
+    again.eval()
+    with torch.no_grad():
+        a, b = model(x), again(x)
+    assert a.shape[-2:] == (x.shape[2] // 4, x.shape[3] // 4)
+    assert torch.isfinite(a).all() and torch.equal(a, b)
 
 
 def test_layout_file_names_map_to_registered_builders():
@@ -176,12 +210,14 @@ def test_layout_file_names_map_to_registered_builders():
     assert {"hrnet_w32", "rsn50_2x_prm", "rsn18_4x", "mspn_4stg"} <= names or not LAYOUT_FILES
     assert split_layout_name("mmpose1x_2xrsn50_prm.json") == ("mmpose1x", "rsn50_2x_prm")
     assert split_layout_name("official_rsn18.json") == ("official", "rsn_18")
+    assert set(ROUND_TRIP) <= set(LAYOUT_FILES) or not LAYOUT_FILES
 
 
 # ------------------------------------------------------------------------------------ small-model checks
-def small_hrnet(seed: int = 0) -> HRNet:
+def small_hrnet(seed: int = 0, num_keypoints: int = 3) -> HRNet:
+    """A narrow, shallow HRNet (all four stages and every kind of module, about 400 state-dict entries)."""
     torch.manual_seed(seed)
-    return HRNet(num_keypoints=3, width=8)
+    return HRNet(num_keypoints=num_keypoints, width=8, num_modules=(1, 2, 1), num_blocks=1, layer1_blocks=1)
 
 
 def test_hrnet_checkpoint_pth_wrapper_with_module_prefix(tmp_path):
@@ -218,7 +254,8 @@ def test_mmpose1x_file_with_numpy_dataset_meta_loads(tmp_path):
         meta = read_checkpoint_file(p)["meta"]["dataset_meta"]
         expected = dataset_meta()
         assert meta["sigmas"].dtype == np.float32 and np.array_equal(meta["sigmas"], expected["sigmas"])
-        assert meta["keypoint_colors"].dtype == np.uint8 and np.array_equal(meta["keypoint_colors"], expected["keypoint_colors"])
+        assert meta["keypoint_colors"].dtype == np.uint8
+        assert np.array_equal(meta["keypoint_colors"], expected["keypoint_colors"])
         assert meta["area_thr"] == 0.5 and np.array_equal(meta["ids"], np.arange(17))
         dst = load_checkpoint(small_hrnet(4), p, "mmpose1x")
         assert torch.equal(dst.final_layer.weight, src.final_layer.weight)
@@ -313,7 +350,8 @@ def test_suggest_source():
     assert suggest_source({"backbone.conv1.weight": t, "head.final_layer.weight": t}) == "mmpose1x"
     assert suggest_source({"conv1.weight": t, "final_layer.weight": t}) == "official"
     assert suggest_source({"module.conv1.weight": t, "module.final_layer.weight": t}) == "official"
-    assert suggest_source({"top.conv.weight": t, "stage0.downsample.layer1.0.conv_bn_relu1.conv.weight": t}) == "official"
+    official_mspn = {"top.conv.weight": t, "stage0.downsample.layer1.0.conv_bn_relu1.conv.weight": t}
+    assert suggest_source(official_mspn) == "official"
     ambiguous = [
         {"backbone.x": t, "head.final_layer.weight": t, "keypoint_head.final_layer.weight": t},
         {"backbone.conv1.weight": t},  # a backbone without any head
@@ -333,3 +371,22 @@ def test_save_state_dict_writes_a_plain_state_dict(tmp_path):
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert isinstance(raw, dict) and list(raw) == list(model.state_dict())
     assert all(torch.equal(raw[k], v) for k, v in model.state_dict().items())
+
+
+def test_the_layout_a_file_declares(tmp_path):
+    """MMPose 1.x ``meta.dataset_meta`` and our own files written with a layout declare one; others do not;
+    metadata of another size than the network is refused naming the file."""
+    model = small_hrnet(num_keypoints=17)
+    for layout in (COCO17, POSETRACK18):
+        path = save_state_dict(model, tmp_path / f"{layout.name}.pth", layout=layout)
+        assert load_weights(small_hrnet(1, num_keypoints=17), path) == ("native", layout)
+        assert checkpoint_layout(read_checkpoint_file(path), str(path)) is layout
+    plain = save_state_dict(model, tmp_path / "plain.pth")
+    assert load_weights(small_hrnet(2, num_keypoints=17), plain, "official") == ("official", None)
+    assert checkpoint_layout({"meta": {"epoch": 3}}, "x") is None
+    with pytest.raises(CheckpointError, match="posetrack18.pth.*17 keypoints.*HRNet has 3"):
+        load_weights(small_hrnet(), tmp_path / "posetrack18.pth")
+    bad = {"meta": {"dataset_meta": {"keypoint_id2name": {0: "a", 1: "b"}, "flip_indices": [0, 1, 5]}}}
+    with pytest.raises(CheckpointError, match="odd.pth.*dataset_meta"):
+        checkpoint_layout(bad, "odd.pth")
+    assert FORMATS == ("official", "mmpose0x", "mmpose1x", "native")

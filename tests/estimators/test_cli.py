@@ -9,10 +9,19 @@ import pytest
 import torch
 
 from estimators.checkpoints import save_state_dict
-from estimators.registry import build_model
+from estimators.factory import build_model
 from tracker.cli import main
 
 MODEL = "rsn_18"  # the smallest registered network
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two shared cores: intra-op threads fighting other processes make small forwards many times slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +41,8 @@ def mmpose0x_file(rsn_state, tmp_path_factory):
     sd = {("keypoint_head." + k[len("head."):] if k.startswith("head.") else k): v for k, v in state.items()}
     path = tmp_path_factory.mktemp("ckpt") / "rsn18_mmpose0x.pth"
     torch.save({"meta": {"epoch": 1}, "state_dict": sd}, path)
-    return path, sd
+    yield path, sd
+    path.unlink()
 
 
 def test_the_test_checkpoint_has_the_released_mmpose0x_layout(mmpose0x_file, reference):
@@ -45,7 +55,8 @@ def test_convert_checkpoint_writes_our_layout(mmpose0x_file, rsn_state, tmp_path
     src, _ = mmpose0x_file
     state, _ = rsn_state
     out = tmp_path / "converted.pth"
-    assert main(["convert-checkpoint", str(src), str(out), "--model", MODEL, "--source", "mmpose0x"]) == 0
+    assert main(["convert-checkpoint", str(src), str(out), "--estimator", MODEL,
+                 "--checkpoint-format", "mmpose0x"]) == 0
     assert "our layout" in capsys.readouterr().out
     written = torch.load(out, weights_only=True)
     assert set(written) == set(state)
@@ -53,18 +64,36 @@ def test_convert_checkpoint_writes_our_layout(mmpose0x_file, rsn_state, tmp_path
         assert torch.equal(written[k], v), k
     # the source is guessed from the keys when not given
     out2 = tmp_path / "guessed.pth"
-    assert main(["convert-checkpoint", str(src), str(out2), "--model", MODEL]) == 0
+    assert main(["convert-checkpoint", str(src), str(out2), "--estimator", MODEL]) == 0
     assert "(mmpose0x)" in capsys.readouterr().out
+
+
+def test_convert_checkpoint_keeps_the_keypoint_layout_the_file_declares(rsn_state, tmp_path, capsys):
+    """An MMPose 1.x file trained on PoseTrack18 (its dataset_meta names head_bottom/head_top) converts to our
+    layout with that keypoint layout kept, so the estimator built from the converted file flips correctly."""
+    from association.keypoints import POSETRACK18
+    from estimators.checkpoints import load_weights
+
+    state, _ = rsn_state
+    meta = {"dataset_name": "posetrack18", "keypoint_id2name": dict(enumerate(POSETRACK18.names)),
+            "flip_indices": [int(i) for i in POSETRACK18.flip_permutation()]}
+    src = tmp_path / "rsn18_posetrack18_mmpose1x.pth"
+    torch.save({"meta": {"dataset_meta": meta}, "state_dict": state}, src)
+    out = tmp_path / "converted.pth"
+    assert main(["convert-checkpoint", str(src), str(out), "--estimator", MODEL]) == 0
+    assert "keypoint layout posetrack18" in capsys.readouterr().out
+    assert load_weights(build_model(MODEL), out) == ("native", POSETRACK18)
 
 
 def test_convert_checkpoint_fails_cleanly(mmpose0x_file, tmp_path, capsys):
     src, _ = mmpose0x_file
     out = tmp_path / "x.pth"
-    assert main(["convert-checkpoint", str(src), str(out), "--model", "mspn_1stg", "--source", "mmpose0x"]) == 2
+    assert main(["convert-checkpoint", str(src), str(out), "--estimator", "mspn_1stg",
+                 "--checkpoint-format", "mmpose0x"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("posetrack convert-checkpoint: error:") and src.name in err
     assert not out.exists()
-    assert main(["convert-checkpoint", str(tmp_path / "missing.pth"), str(out), "--model", MODEL]) == 2
+    assert main(["convert-checkpoint", str(tmp_path / "missing.pth"), str(out), "--estimator", MODEL]) == 2
     assert "missing.pth" in capsys.readouterr().err
 
 
@@ -92,16 +121,21 @@ def test_estimate_with_detections_json_out_and_render(testdata, rsn_state, tmp_p
         x, y, bw, bh = d["bbox"]
         assert (kp[:, 0] > x - bw).all() and (kp[:, 0] < x + 2 * bw).all()
         assert (kp[:, 1] > y - bh).all() and (kp[:, 1] < y + 2 * bh).all()
-        assert np.isclose(r["score"], r["box_score"] * kp[:, 2].mean(), rtol=1e-3)  # MSPN-family pose score
+        # MSPN-family pose score: box score x mean RAW joint score (= calibrated + 0.5), as released
+        assert np.isclose(r["score"], r["box_score"] * (kp[:, 2].mean() + 0.5), rtol=1e-3)
     drawn = cv2.imread(str(png))
     assert drawn.shape == (h, w, 3)
     assert (drawn != cv2.imread(str(image))).any()
 
 
-def test_estimate_inline_boxes_prints_json_and_warns_about_random_weights(testdata, capsys):
+def test_estimate_without_checkpoint_refuses_unless_random_weights_are_asked_for(testdata, capsys):
     image = testdata / "coco" / "000000040083.jpg"
-    rc = main(["estimate", str(image), "--estimator", MODEL, "--boxes", "10,20,110,220,0.8;50,60,90,140",
-               "--input-size", "32x64", "--no-flip"])
+    args = ["estimate", str(image), "--estimator", MODEL, "--boxes", "10,20,110,220,0.8;50,60,90,140",
+            "--input-size", "32x64", "--no-flip"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("posetrack estimate: error:") and "--checkpoint" in err and err.count("\n") == 1
+    rc = main(args + ["--random-weights"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "RANDOM weights" in captured.err
@@ -115,6 +149,9 @@ def test_estimate_bad_input_exits_2_with_one_line(testdata, tmp_path, capsys):
     assert main(["estimate", str(image), "--estimator", MODEL, "--boxes", "10,20,5,220"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("posetrack estimate: error: --boxes item 0") and err.count("\n") == 1
+    with pytest.raises(SystemExit):  # argparse: a bad WxH names the flag
+        main(["estimate", str(image), "--estimator", MODEL, "--boxes", "1,2,3,4", "--input-size", "32by64"])
+    assert "--input-size" in capsys.readouterr().err
     assert main(["estimate", str(tmp_path / "nope.jpg"), "--estimator", MODEL, "--boxes", "1,2,3,4"]) == 2
     assert "nope.jpg" in capsys.readouterr().err
     bad = tmp_path / "dets.json"

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from estimators.geometry import (
-    GeometryError,
     PIXEL_STD,
+    GeometryError,
     box_to_center_scale,
     box_to_center_scale_mspn,
     crop,
@@ -110,7 +110,8 @@ def test_batch_equals_single_and_center_maps_to_crop_center(boxes, rot, aspect):
     batch = get_affine_transforms(c, s, rot, out)
     for i in range(len(boxes)):
         np.testing.assert_allclose(batch[i], get_affine_transform(c[i], s[i], rot, out), rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(transform_points(c[:, None], batch)[:, 0], np.tile([out[0] / 2, out[1] / 2], (len(c), 1)),
+    np.testing.assert_allclose(transform_points(c[:, None], batch)[:, 0],
+                               np.tile([out[0] / 2, out[1] / 2], (len(c), 1)),
                                atol=1e-6)
 
 

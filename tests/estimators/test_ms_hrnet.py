@@ -10,6 +10,8 @@ from estimators import ms_hrnet
 from estimators.checkpoints import CheckpointError, load_checkpoint, load_state_dict_file, save_state_dict
 from estimators.hrnet import HRNet, hrnet_w32, hrnet_w48
 from estimators.ms_hrnet import MultiStageHRNet, init_from_hrnet, ms_hrnet_w32, ms_hrnet_w48
+from estimators.registry import get_spec
+from estimators.spec import HRNET
 
 
 @pytest.fixture(autouse=True)
@@ -51,13 +53,19 @@ def _expected_params(hrnet: HRNet) -> int:
     return _n(hrnet) + refine
 
 
+def _meta(builder):
+    """The network on the meta device: real structure and shapes, no memory and no weight init."""
+    with torch.device("meta"):
+        return builder()
+
+
 @pytest.mark.parametrize("builder, hrnet_builder", [(ms_hrnet_w32, hrnet_w32), (ms_hrnet_w48, hrnet_w48)])
 def test_parameter_count_follows_from_hrnet(builder, hrnet_builder):
-    model = builder()
-    assert _n(model) == _expected_params(hrnet_builder())
+    model = _meta(builder)
+    assert _n(model) == _expected_params(_meta(hrnet_builder))
     assert (model.family, model.arch, model.num_keypoints) == ("hrnet", "ms_hrnet", 17)
     # stage 1 is exactly an HRNet (same state-dict layout under "stages.0.")
-    ref = {k: v.shape for k, v in hrnet_builder().state_dict().items()}
+    ref = {k: v.shape for k, v in _meta(hrnet_builder).state_dict().items()}
     first = {k[len("stages.0."):]: v.shape for k, v in model.state_dict().items() if k.startswith("stages.0.")}
     assert first == ref
 
@@ -99,10 +107,12 @@ def test_cross_stage_aggregation_adds_stage1_outputs_into_stage2():
 
 
 def test_init_from_a_saved_hrnet_file_reproduces_stage1(tmp_path):
-    hrnet = _randomise(hrnet_w32(), seed=1).eval()
-    path = save_state_dict(hrnet, tmp_path / "hrnet_w32.pth")
-    model = ms_hrnet_w32().eval()
+    # a narrow HRNet (the same code as hrnet_w32; the registered sizes are checked on the meta device above)
+    hrnet = _randomise(HRNet(num_keypoints=17, width=8), seed=1).eval()
+    path = save_state_dict(hrnet, tmp_path / "hrnet_w8.pth")
+    model = MultiStageHRNet(num_keypoints=17, width=8).eval()
     report = init_from_hrnet(model, load_state_dict_file(path), source="official")
+    path.unlink()
     assert report.stage1_loaded == len(hrnet.state_dict())
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -150,13 +160,23 @@ def test_init_from_hrnet_reports_every_problem_together():
 
 
 def test_native_and_official_round_trip(tmp_path):
-    model = _randomise(MultiStageHRNet(num_keypoints=4, width=8), seed=5).eval()
+    def small():  # narrow and shallow, every kind of module kept
+        return MultiStageHRNet(num_keypoints=4, width=8, num_modules=(1, 1, 1), num_blocks=1)
+
+    model = _randomise(small(), seed=5).eval()
     path = save_state_dict(model, tmp_path / "ms.pth")
     x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
     for source in ("native", "official"):
-        other = load_checkpoint(MultiStageHRNet(num_keypoints=4, width=8).eval(), path, source)
+        other = load_checkpoint(small().eval(), path, source)
         with torch.no_grad():
-            assert torch.equal(other(x), model(x))
+            assert torch.equal(other(x), expected)
     with pytest.raises(CheckpointError, match="init_from_hrnet"):
-        load_checkpoint(MultiStageHRNet(num_keypoints=4, width=8), path, "mmpose1x")
+        load_checkpoint(small(), path, "mmpose1x")
+    path.unlink()
     assert set(ms_hrnet.CHECKPOINT_REMAPS) == {"official", "mmpose0x", "mmpose1x"}
+    for name in ("ms_hrnet_w32", "ms_hrnet_w48"):  # what travels with the name
+        spec = get_spec(name)
+        assert spec.family is HRNET and spec.input_size == (192, 256)
+        assert dict(spec.checkpoint_remaps) == ms_hrnet.CHECKPOINT_REMAPS

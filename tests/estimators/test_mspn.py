@@ -1,5 +1,6 @@
-"""MSPN: exact parameter counts and state-dict layouts against the authors' code and MMPose (as measured in
-../shared/reference), strict loading of every layout through CHECKPOINT_REMAPS, the exact conv-bias fold of
+"""MSPN: exact parameter counts and state-dict layouts against the authors' code and MMPose (the
+reference layouts and statistics measured on the released code), strict loading of every layout through
+CHECKPOINT_REMAPS, the exact conv-bias fold of
 the official layout, and output shapes at 256x192 and 384x288.
 
 Shape-only checks of the big variants run on the meta device (shapes without arithmetic); real forwards are
@@ -17,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from estimators import mspn, registry
+from estimators.spec import MSPN as MSPN_FAMILY
 
 BUILDERS = {"mspn_1stg": mspn.mspn_1stg, "mspn_2stg": mspn.mspn_2stg,
             "mspn_3stg": mspn.mspn_3stg, "mspn_4stg": mspn.mspn_4stg}
@@ -66,10 +68,14 @@ def random_official_state_dict(layout: dict[str, list[int]], seed: int = 0) -> d
 
 def test_registered_names_and_attributes():
     for name in BUILDERS:
-        assert name in registry._BUILDERS
+        assert name in registry.list_models() and registry.get_spec(name).family.name == "mspn"
         model = meta_model(name)
         assert (model.family, model.arch, model.num_keypoints) == ("mspn", "mspn", 17)
     assert mspn.CHECKPOINT_REMAPS.keys() == set(SOURCES)
+    for name in BUILDERS:  # what travels with the name
+        spec = registry.get_spec(name)
+        assert spec.family is MSPN_FAMILY and spec.input_size == (192, 256) and spec.layout.name == "coco17"
+        assert dict(spec.checkpoint_remaps) == mspn.CHECKPOINT_REMAPS
 
 
 @pytest.mark.parametrize("name", BUILDERS)
@@ -223,9 +229,14 @@ def test_real_forward_single_stage_256x192():
     assert torch.isfinite(final).all() and final.std() > 0
 
 
-@pytest.mark.parametrize("size", [(256, 192), (384, 288)])
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if int(n[5]) >= 3 else [])
-                                  for n in BUILDERS])
+def _shape_cases(stages: dict[str, int]) -> list:
+    """Every variant at 256x192; 384x288 too for the 1- and 2-stage ones (a stage maps any input size the same
+    way, so more stages add no new size arithmetic). Meta forwards of 3-4 stages are slow-marked."""
+    return [pytest.param(n, size, marks=[pytest.mark.slow] if k >= 3 else [], id=f"{n}-{size[0]}x{size[1]}")
+            for n, k in stages.items() for size in ((256, 192), (384, 288)) if size == (256, 192) or k <= 2]
+
+
+@pytest.mark.parametrize("name, size", _shape_cases({n: int(n[5]) for n in BUILDERS}))
 def test_output_shapes_meta(name, size):
     h, w = size
     model = meta_model(name)

@@ -1,5 +1,6 @@
-"""RSN: exact parameter counts and state-dict layouts against the authors' code and MMPose (as measured in
-../shared/reference), strict loading of every layout through CHECKPOINT_REMAPS, the exact conv-bias fold of
+"""RSN: exact parameter counts and state-dict layouts against the authors' code and MMPose (the
+reference layouts and statistics measured on the released code), strict loading of every layout through
+CHECKPOINT_REMAPS, the exact conv-bias fold of
 the official layout, the Residual Steps Block and PRM computations, and output shapes at 256x192 and
 384x288 (meta device for the shape-only checks; real forwards on small inputs / the smallest model).
 """
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 
 from estimators import registry, rsn
 from estimators.mspn import PRM
+from estimators.spec import MSPN as MSPN_FAMILY
 
 # builder -> reference name used by checkpoint_layouts/<source>_<ref>.json and model_stats.json
 LAYOUT = {
@@ -41,7 +43,7 @@ def _one_thread():
 @functools.cache
 def meta_model(name: str) -> nn.Module:
     with torch.device("meta"):
-        return getattr(rsn, name)().eval()
+        return registry.get_spec(name).builder().eval()
 
 
 def load_layout(reference, source: str, model: str) -> dict[str, list[int]] | None:
@@ -90,10 +92,14 @@ def official_layout_of(model: nn.Module) -> dict[str, list[int]]:
 
 def test_registered_names_and_attributes():
     for name in LAYOUT:
-        assert name in registry._BUILDERS
+        assert name in registry.list_models() and registry.get_spec(name).family.name == "mspn"
         model = meta_model(name)
         assert (model.family, model.arch, model.num_keypoints) == ("mspn", "rsn", 17)
     assert rsn.CHECKPOINT_REMAPS.keys() == set(SOURCES)
+    for name in LAYOUT:  # what travels with the name
+        spec = registry.get_spec(name)
+        assert spec.family is MSPN_FAMILY and spec.input_size == (192, 256) and spec.layout.name == "coco17"
+        assert dict(spec.checkpoint_remaps) == rsn.CHECKPOINT_REMAPS
 
 
 @pytest.mark.parametrize("name", LAYOUT)
@@ -227,16 +233,21 @@ def test_prm_reweights_heatmaps_channel_and_spatially():
 
 def test_real_forward_rsn18_prm_256x192():
     torch.manual_seed(0)
-    model = rsn.rsn_18_prm().eval()
+    model = registry.get_spec("rsn_18_prm").builder().eval()
     with torch.no_grad():
         out = model(torch.randn(1, 3, 256, 192), return_all=True)
     assert len(out) == 1 and [tuple(t.shape) for t in out[0]] == [(1, 17, 64, 48)] * 4
     assert all(torch.isfinite(t).all() for t in out[0]) and out[0][-1].std() > 0
 
 
-@pytest.mark.parametrize("size", [(256, 192), (384, 288)])
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if STAGES[n] >= 3 else [])
-                                  for n in LAYOUT])
+def _shape_cases(stages: dict[str, int]) -> list:
+    """Every variant at 256x192; 384x288 too for the 1- and 2-stage ones (a stage maps any input size the same
+    way, so more stages add no new size arithmetic). Meta forwards of 3-4 stages are slow-marked."""
+    return [pytest.param(n, size, marks=[pytest.mark.slow] if k >= 3 else [], id=f"{n}-{size[0]}x{size[1]}")
+            for n, k in stages.items() for size in ((256, 192), (384, 288)) if size == (256, 192) or k <= 2]
+
+
+@pytest.mark.parametrize("name, size", _shape_cases(STAGES))
 def test_output_shapes_meta(name, size):
     h, w = size
     out = meta_model(name)(torch.empty(1, 3, h, w, device="meta"), return_all=True)

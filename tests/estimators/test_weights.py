@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from estimators import weights as W
+from estimators.blazepose import weights as W
 
 
 def _cached_or_skip() -> tuple[Path, Path]:

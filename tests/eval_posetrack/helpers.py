@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval_posetrack.formats import NUM_JOINTS, Frame, Sequence, write_posetrack17, write_posetrack18
+from eval_posetrack import JOINT_NAMES, NUM_JOINTS, Frame, Sequence, write_posetrack17, write_posetrack18
 
 HEAD = 30.0  # head size of every GT person: 0.6 * diag of a 30 x 40 head box = 0.6 * 50
 VIDEO = "000001_mpii_test"
@@ -66,7 +66,5 @@ def write_pair(root: Path, gt_frames: list[Frame], pred_frames: list[Frame], vid
 
 
 def per_joint(summary: dict, metric: str) -> np.ndarray:
-    from eval_posetrack.formats import JOINT_NAMES
-
     return np.array([np.nan if summary[metric]["per_joint"][n] is None else summary[metric]["per_joint"][n]
                      for n in JOINT_NAMES], dtype=np.float64)

@@ -7,8 +7,14 @@ import warnings
 import numpy as np
 import pytest
 
-from eval_posetrack.evaluate import PoseTrackEvalError, evaluate
-from eval_posetrack.formats import MIN_SCORE, PoseTrackFormatError, PoseTrackWarning, read_sequence
+from eval_posetrack import (
+    MIN_SCORE,
+    PoseTrackEvalError,
+    PoseTrackFormatError,
+    PoseTrackWarning,
+    evaluate,
+    read_sequence,
+)
 
 from .helpers import VIDEO, Scores, gt_frame, pred_frame, write_pair
 

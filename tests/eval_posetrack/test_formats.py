@@ -9,10 +9,31 @@ import sys
 import numpy as np
 import pytest
 
-from eval_posetrack.evaluate import evaluate
-from eval_posetrack.formats import (JOINT_NAMES, PT18_KEYPOINT_NAMES, PoseTrack18Writer, coco17_to_joints15,
-                                    joints15_to_coco17, parse_posetrack18_file_name, read_sequence,
-                                    write_posetrack17, write_posetrack18)
+from association.keypoints import POSETRACK18
+from eval_posetrack import (
+    JOINT_NAMES,
+    NUM_JOINTS,
+    PT18_KEYPOINT_NAMES,
+    PT18_SKELETON,
+    SEQUENCE_TYPES,
+    AnnotationIds,
+    Frame,
+    PoseTrack18Writer,
+    Sequence,
+    coco17_to_joints15,
+    evaluate,
+    is_sequence_name,
+    joints15_to_coco17,
+    parse_posetrack18_file_name,
+    parse_sequence_name,
+    posetrack18_image_name,
+    read_sequence,
+    sequence_to_posetrack18,
+    write_posetrack17,
+    write_posetrack18,
+)
+
+from .synthetic import make_workload
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -62,8 +83,6 @@ def test_round_trips_2018_2017_2018(testdata, tmp_path):
 
 
 def test_round_trip_2017_2018_2017_predictions(tmp_path):
-    from eval_posetrack.synthetic import make_workload
-
     g, p = make_workload(tmp_path, n_seq=1, n_frames=6, n_people=3, fmt_gt="2017", fmt_pred="2017", seed=3)
     for src, role in ((g, "gt"), (p, "pred")):
         f = next(src.glob("*.json"))
@@ -133,8 +152,6 @@ def test_cli_on_real_folder(testdata, tmp_path):
 
 
 def test_cli_tracking_tables(tmp_path):
-    from eval_posetrack.synthetic import make_workload
-
     g, p = make_workload(tmp_path, n_seq=2, n_frames=6, n_people=3, seed=1)
     out = tmp_path / "s.json"
     proc = subprocess.run([sys.executable, "-m", "tracker.cli", "eval", "--gt", str(g), "--pred", str(p),
@@ -188,3 +205,72 @@ def test_coco17_mapping_round_trip():
     keep = [s for s in range(17) if s not in (3, 4)]
     np.testing.assert_array_equal(back[:, keep], kp[:, keep])
     np.testing.assert_array_equal(sb[:, keep], sc[:, keep])
+
+
+def _crowd_sequence(n_first: int) -> Sequence:
+    """Two consecutive frames of one video: ``n_first`` persons, then one person."""
+    frames = []
+    for t, n in enumerate((n_first, 1)):
+        kp = np.stack([np.full((NUM_JOINTS, 2), 10.0 + p) for p in range(n)]).reshape(n, NUM_JOINTS, 2)
+        frames.append(Frame(f"images/val/000001_mpii_test/{t:06d}.jpg", kp, np.ones((n, NUM_JOINTS), bool),
+                            np.full((n, NUM_JOINTS), 0.5), np.arange(n), np.full((n, 4), np.nan)))
+    return Sequence("000001_mpii_test", frames)
+
+
+def test_annotation_ids_unique_beyond_100_persons(tmp_path):
+    """101 persons in a frame: every annotation id of the file stays unique (image_id * 100 + p collided with
+    the next frame's first person), and the official numbering is kept for the first 100 persons."""
+    seq = _crowd_sequence(101)
+    image_ids = [parse_posetrack18_file_name(fr.image_name)[1] for fr in seq.frames]
+    assert image_ids[1] == image_ids[0] + 1
+    whole = sequence_to_posetrack18(seq)["annotations"]
+    path = tmp_path / "000001_mpii_test.json"
+    with PoseTrack18Writer(path) as w:
+        for fr in seq.frames:
+            kp17, sc17 = joints15_to_coco17(fr.keypoints, fr.scores)
+            w.add_frame(fr.image_name, kp17, sc17, fr.track_ids)
+    streamed = json.loads(path.read_text())["annotations"]
+    for anns in (whole, streamed):
+        ids = [a["id"] for a in anns]
+        assert len(ids) == 102 and len(set(ids)) == 102
+        assert ids[:100] == [image_ids[0] * 100 + p for p in range(100)]
+        assert ids[101] == image_ids[1] * 100  # the next frame keeps the official number
+    back = read_sequence(path, role="pred")
+    assert back.frames[0].num_persons == 101 and back.frames[1].num_persons == 1
+
+
+def test_annotation_ids_of_made_up_image_ids_stay_unique():
+    ids = AnnotationIds()
+    taken = [ids.take(image_id, p) for image_id in (0, 1, 2, 1) for p in range(150)]
+    assert len(set(taken)) == len(taken)
+
+
+def test_pt18_tables_come_from_the_layout():
+    # the skeleton of every official PoseTrack18 annotation file (1-based keypoint numbers)
+    official = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9],
+                [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
+    assert PT18_SKELETON == official
+    assert PT18_SKELETON == [[a + 1, b + 1] for a, b in POSETRACK18.skeleton]
+    assert PT18_KEYPOINT_NAMES == POSETRACK18.names
+    assert sequence_to_posetrack18(_crowd_sequence(1))["categories"][0]["skeleton"] == official
+
+
+def test_pt18_tables_match_the_real_files(testdata):
+    for f in sorted((testdata / "posetrack18/annotations/val").glob("*.json")):
+        cat = json.loads(f.read_text())["categories"][0]
+        assert cat["skeleton"] == PT18_SKELETON and tuple(cat["keypoints"]) == PT18_KEYPOINT_NAMES
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("000342_mpii_test", (342, "mpii")), ("1_bonn", (1, "bonn")), ("024575_mpiinew_val_x", (24575, "mpiinew")),
+    ("000342_coco_test", None), ("video", None), ("x_mpii", None), ("", None),
+])
+def test_sequence_name_rules(name, expected):
+    assert is_sequence_name(name) == (expected is not None)
+    if expected is None:
+        with pytest.raises(ValueError, match="folder"):
+            parse_sequence_name(name)
+    else:
+        assert parse_sequence_name(name) == expected
+        assert parse_posetrack18_file_name(posetrack18_image_name(name, 7))[1] == (
+            SEQUENCE_TYPES[expected[1]] * 10 ** 10 + expected[0] * 10 ** 4 + 7)

@@ -8,14 +8,20 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eval_posetrack.evaluate import evaluate
-from eval_posetrack.formats import NUM_JOINTS, Frame, Sequence, write_posetrack17, write_posetrack18
-from eval_posetrack.geometry import points_in_polygon
+from eval_posetrack import (
+    NUM_JOINTS,
+    Frame,
+    Sequence,
+    evaluate,
+    points_in_polygon,
+    write_posetrack17,
+    write_posetrack18,
+)
 from eval_posetrack.mot import _JointState
-from eval_posetrack.reference import evaluate_reference
-from eval_posetrack.synthetic import make_workload
 
 from .helpers import per_joint
+from .reference import evaluate_reference
+from .synthetic import make_workload
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eval_posetrack.evaluate import evaluate
-from eval_posetrack.reference import evaluate_reference
+from eval_posetrack import evaluate
 
 from .helpers import HEAD, Scores, gt_frame, per_joint, pred_frame, write_pair
+from .reference import evaluate_reference
 
 ENGINES = ("fast", "motmetrics")
 A, B = (100.0, 100.0), (400.0, 100.0)

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from flow import DISFlow, FarnebackFlow, FlowConfigError, FlowInputError, ZeroFlow, create_flow, list_flows
+from flow import DISFlow, FarnebackFlow, FlowConfigError, FlowInputError, create_flow, list_flows
 
 CLIP = "posetrack18/videos/000001_mpiinew_test"
 MARGIN = 40  # px kept away from the border (the shifted frame is reflected there)
@@ -103,11 +103,12 @@ def test_scale_brings_field_back_to_full_size_and_units(frames):
         assert abs(np.median(flow[..., 1][mask])) < 0.5
 
 
-def test_zero_flow_and_identical_frames(frames):
+def test_none_means_no_flow_and_identical_frames_give_zero_flow(frames):
+    """"none" is no flow (None: the pipeline propagates nothing), the same meaning as in the config."""
     prev = frames[0]
-    zero = create_flow("none").compute(prev, frames[1])
-    assert zero.shape == prev.shape[:2] + (2,) and not zero.any()
-    assert isinstance(create_flow("none"), ZeroFlow)
+    assert create_flow("none") is None
+    with pytest.raises(FlowConfigError, match="takes no arguments"):
+        create_flow("none", scale=0.5)
     still = DISFlow(preset="fast").compute(prev, prev.copy())
     assert np.abs(still[MARGIN:-MARGIN, MARGIN:-MARGIN]).max() < 0.5
 

@@ -8,8 +8,13 @@ import torch
 from torchvision.models.optical_flow import raft_large, raft_small
 
 from flow import create_flow
-from flow.raft import (RaftFlow, RaftWeightsError, RaftWeightsNotFoundError, default_raft_weights_path,
-                       raft_weights_filename)
+from flow.raft import (
+    RaftFlow,
+    RaftWeightsError,
+    RaftWeightsNotFoundError,
+    default_raft_weights_path,
+    raft_weights_filename,
+)
 
 CLIP = "posetrack18/videos/000001_mpiinew_test"
 

@@ -1,4 +1,5 @@
-"""The tiled multi-person BlazePose detector: anchors, weighted NMS, views, and the real model on real images."""
+"""The tiled multi-person BlazePose detector: anchors, weighted NMS, views, the real model on real images, and
+the tracker's "blazepose" detector kind passing the rotated ROIs on to the BlazePose estimator."""
 from __future__ import annotations
 
 import json
@@ -14,8 +15,10 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 from torchvision.ops import box_iou
 
-from estimators import weights as W
-from tracker import blazepose_detector as bd
+from estimators.blazepose import detector as bd
+from estimators.blazepose import landmarks, rois
+from estimators.blazepose import weights as W
+from tracker.detectors import Detections, create_detector
 
 # The three players of the real clip per frame, xyxy image px, placed by eye (shared with the benchmark).
 CLIP_PLAYERS = json.loads((Path(__file__).resolve().parents[1] / "data" / "clip_players.json").read_text())["players"]
@@ -142,15 +145,59 @@ def test_recall_on_the_real_clip(detector, clip):
     assert all(len(single.detect_rois(img)) == 1 for img in clip[:2])  # the model alone: one person
 
 
-def test_detect_frames_interface(detector, clip):
+def test_detect_frames_interface(clip):
+    person_detector = create_detector("blazepose", score_threshold=0.4, tile_scales=None)
     frames = [SimpleNamespace(index=i, timestamp=i / 25, image=img, name=f"{i:06d}.jpg")
               for i, img in enumerate(clip[:2])]
-    dets = detector.detect(frames)
+    dets = person_detector.detect(frames)
     assert len(dets) == 2
     for d in dets:
+        assert isinstance(d, Detections)
         assert d.boxes.dtype == np.float32 and d.boxes.shape[1] == 4 and d.scores.shape == (len(d.boxes),)
-        assert np.all(np.diff(d.scores) <= 0) and np.all((d.scores >= detector.score_threshold) & (d.scores <= 1))
+        assert np.all(np.diff(d.scores) <= 0) and np.all((d.scores >= 0.4) & (d.scores <= 1))
+        assert d.roi_points.shape == (len(d), 2, 2) and np.isfinite(d.roi_points).all()
     with pytest.raises(ValueError, match="uint8"):
-        detector.detect_rois(clip[0].astype(np.float32))
+        person_detector.detect([SimpleNamespace(index=0, image=clip[0].astype(np.float32))])
     blank = np.zeros((240, 320, 3), np.uint8)
-    assert len(detector.detect_rois(blank)) == 0
+    assert len(person_detector.model.detect_rois(blank)) == 0
+    assert create_detector("blazepose", tile_scales=[0.5]).model.scales == (0.5,)
+    with pytest.raises(ValueError, match="tile scales must be > 0"):
+        create_detector("blazepose", tile_scales=[0.0])
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    try:
+        W.blazepose_paths()
+    except W.WeightsError as exc:
+        pytest.skip(f"BlazePose weights not in the cache ({exc}); run `posetrack weights fetch`")
+    return landmarks.create_blazepose_estimator(num_threads=2)
+
+
+def test_detection_frames_are_cropped_with_the_detectors_rotated_rois(detector, estimator, clip):
+    """MediaPipe crops the landmark ROI from the detector's alignment keypoints: the detector kind hands them on
+    (Detections.roi_points) and the estimator crops exactly the detector's rotated ROIs, not upright boxes."""
+    img = clip[3]
+    people = detector.detect_rois(img)
+    (det,) = create_detector("blazepose", score_threshold=detector.score_threshold).detect(
+        [SimpleNamespace(index=3, image=img)])
+    assert len(det) == len(people) >= 2
+    assert np.isfinite(det.roi_points).all()
+    from_points = rois.rois_from_alignment_points(det.roi_points[:, 0], det.roi_points[:, 1])
+    np.testing.assert_allclose(from_points.centers, people.rois.centers, atol=1e-3)
+    np.testing.assert_allclose(from_points.sizes, people.rois.sizes, rtol=1e-5)
+    np.testing.assert_allclose(from_points.rotations, people.rois.rotations, atol=1e-5)
+    assert np.abs(people.rois.rotations).max() > 1e-3  # rotated ROIs, so an upright crop would differ
+
+    result = estimator.estimate_full(img, det.boxes, det.scores, det.roi_points)
+    np.testing.assert_allclose(result.rois.centers, people.rois.centers, atol=1e-3)
+    np.testing.assert_allclose(result.rois.sizes, people.rois.sizes, rtol=1e-5)
+    np.testing.assert_allclose(result.rois.rotations, people.rois.rotations, atol=1e-5)
+    expected = rois.crop_rois(img, people.rois, landmarks.LANDMARK_INPUT_SIZE, cv2.BORDER_REPLICATE)
+    np.testing.assert_array_equal(estimator.crops([img], [result.rois]), expected)
+    upright = rois.rois_from_boxes(det.boxes)
+    assert not np.array_equal(estimator.crops([img], [upright]), expected)
+    # the landmarks are those of the rotated crops, and the poses carry the next frame's alignment points
+    (lms, _, _, _), = estimator.landmarks_on_rois([img], [people.rois])
+    np.testing.assert_allclose(result.poses.keypoints, lms[:, landmarks.COCO_FROM_BLAZEPOSE, :2], atol=1e-3)
+    assert result.poses.roi_points.shape == (len(det), 2, 2)

@@ -19,11 +19,11 @@ from tracker.detectors import (
     Detections,
     DetectorError,
     GroundTruthDetector,
-    build_detector,
     MMDetDetector,
     PrecomputedDetector,
     TorchvisionDetector,
     WeightsNotFoundError,
+    create_detector,
     postprocess,
     torchvision_weights_file,
 )
@@ -282,11 +282,64 @@ def test_ground_truth_keypoint_extent_when_no_bbox(testdata, tmp_path):
         np.testing.assert_allclose((box[2:] + box[:2]) / 2, (hi + lo) / 2, rtol=1e-5)
 
 
-def test_build_detector_by_kind(testdata):
-    ann_path = testdata / "posetrack18" / "annotations" / "val" / "003418_mpii_test.json"
-    assert isinstance(build_detector("ground_truth", annotation_path=ann_path), GroundTruthDetector)
-    with pytest.raises(DetectorError, match="unknown detector kind"):
-        build_detector("magic")
+def test_create_detector_by_kind(testdata, tmp_path, monkeypatch):
+    root = testdata / "posetrack18"
+    ann_path = root / "annotations" / "val" / "003418_mpii_test.json"
+    det_path = root / "annotations" / "test_posetrack18_human_detections.json"
+    frames = list(open_source(root / "images" / "val" / "003418_mpii_test"))
+    gt = create_detector("gt", sequence="003418_mpii_test", file=ann_path)
+    assert isinstance(gt, GroundTruthDetector)
+    np.testing.assert_array_equal(gt.detect(frames)[0].boxes, GroundTruthDetector(ann_path).detect(frames)[0].boxes)
+    # the source's name matches precomputed PoseTrack detections to frames; None settings take the defaults
+    pre = create_detector("precomputed", sequence="003418_mpii_test", file=det_path, annotations=None,
+                          score_threshold=0.5)
+    assert isinstance(pre, PrecomputedDetector) and pre.score_threshold == 0.5
+    assert len(pre.detect(frames)[0]) > 0 and pre.detect(frames)[0].roi_points is None
+    with pytest.raises(DetectorError, match="unknown detector kind 'magic'"):
+        create_detector("magic")
+    with pytest.raises(DetectorError, match=r"kind 'gt' has no setting 'score_threshold'.*its settings: file"):
+        create_detector("gt", file=ann_path, score_threshold=0.3)
+    with pytest.raises(DetectorError, match=r"kind 'precomputed' needs detector.file"):
+        create_detector("precomputed", file=None)
+    with pytest.raises(DetectorError, match=r"kind 'mmdet' needs detector.config"):
+        create_detector("mmdet", checkpoint="x.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    with pytest.raises(WeightsNotFoundError, match="fcos_resnet50_fpn"):  # settings reach the detector
+        create_detector("torchvision", model="fcos_resnet50_fpn", weights=None, score_threshold=0.5, nms_iou=None,
+                        batch_size=1)
+
+
+def test_detections_roi_points_shape():
+    d = Detections(np.zeros((2, 4)), np.ones(2), roi_points=np.zeros((2, 2, 2)))
+    assert d.roi_points.dtype == np.float32 and d.roi_points.shape == (2, 2, 2)
+    assert Detections([], [], roi_points=[]).roi_points.shape == (0, 2, 2)
+    with pytest.raises(DetectorError, match="roi_points"):
+        Detections(np.zeros((2, 4)), np.ones(2), roi_points=np.zeros((3, 2, 2)))
+    with pytest.raises(DetectorError, match=r"boxes\[1\]: non-finite"):
+        Detections(np.array([[0, 0, 1, 1], [0, np.nan, 1, 1]]), np.ones(2))
+
+
+def test_coco_detections_reader(testdata, tmp_path):
+    from eval_posetrack import CocoDetectionsError, read_coco_detections
+
+    path = testdata / "coco" / "test_coco_det_AP_H_56.json"
+    raw = json.loads(path.read_text())
+    dets = read_coco_detections(path)
+    assert len(dets) == len(raw) and dets.boxes.shape == (len(raw), 4)
+    k = len(raw) // 2
+    x, y, w, h = raw[k]["bbox"]
+    np.testing.assert_allclose(dets.boxes[k], [x, y, x + w, y + h])
+    assert dets.scores[k] == raw[k]["score"] and dets.image_ids[k] == raw[k]["image_id"]
+    groups = dets.by_image((1,))
+    assert sum(map(len, groups.values())) == sum(d["category_id"] == 1 for d in raw)
+    assert all(np.all(dets.image_ids[idx] == i) for i, idx in groups.items())
+    bad = tmp_path / "wrapped.json"
+    bad.write_text(json.dumps({"annotations": [raw[0], {**raw[1], "file_name": 3}]}))
+    with pytest.raises(CocoDetectionsError, match=r"wrapped.json: item 1: field 'file_name' must be a string"):
+        read_coco_detections(bad)
+    bad.write_text("[1, ")
+    with pytest.raises(CocoDetectionsError, match="wrapped.json: not valid JSON"):
+        read_coco_detections(bad)
 
 
 def test_ground_truth_matching_by_order_and_unknown_frames(testdata):

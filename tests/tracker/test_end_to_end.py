@@ -8,14 +8,14 @@ import shutil
 
 import pytest
 
-from eval_posetrack.formats import read_sequence
+from eval_posetrack import read_sequence
 from tracker.cli import main
 from tracker.sources import open_source
 
 
 @pytest.fixture(scope="module")
 def blazepose_weights():
-    from estimators.weights import blazepose_paths
+    from estimators.blazepose.weights import blazepose_paths
 
     try:
         return blazepose_paths(verify=True)
@@ -99,6 +99,31 @@ def test_missing_source_is_a_clear_error(tmp_path, capsys):
     assert main(["track", str(tmp_path / "nope.mp4"), "--out", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "nope.mp4" in err and "error" in err
+
+
+def test_config_typo_is_reported_before_anything_runs(tmp_path, capsys):
+    assert main(["track", str(tmp_path / "x.mp4"), "--out", str(tmp_path), "flow.scael=1"]) == 2
+    err = capsys.readouterr().err
+    assert "flow: unknown key(s) scael for kind 'dis'; valid keys: kind, preset, scale" in err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_estimator_without_weights_is_refused_naming_the_flag(testdata, tmp_path, capsys):
+    """Defect 7: a top-down estimator without --checkpoint would run on random weights; refuse it."""
+    video = _clip(testdata) / "000001_mpiinew_test.mp4"
+    assert main(["track", str(video), "--out", str(tmp_path), "--estimator", "hrnet_w32", "--no-progress"]) == 2
+    assert "--checkpoint" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_track_real_clip_realtime_preset(testdata, blazepose_weights, tmp_path, capsys):
+    video = _clip(testdata) / "000001_mpiinew_test.mp4"
+    assert main(["track", str(video), "--preset", "realtime", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert "tracked 5 frames" in capsys.readouterr().out
+    data = json.loads((tmp_path / "000001_mpiinew_test.json").read_text())
+    assert len(data["images"]) == 5 and len(data["annotations"]) >= 5
+    saved = (tmp_path / "000001_mpiinew_test.config.yaml").read_text()
+    assert "det_interval: 10" in saved and "tile_scales:\n  - 1.0\n" in saved
 
 
 def test_track_stream_url_on_loopback(testdata, blazepose_weights, tmp_path, capsys):

@@ -7,8 +7,14 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.outputs import CocoResultsWriter, coco_head_to_posetrack
+from association.keypoints import COCO17, POSETRACK18
+from tracker.outputs import CocoResultsWriter, TrackOutputs, coco_head_to_posetrack
 from tracker.record import PoseRecord
+
+
+def _outputs(tmp_path, sequence="000001_mpiinew_test", formats=("posetrack18",), layout=COCO17, **kw):
+    settings = dict(render=False, fps=25.0, keypoint_threshold=0.3, flush_every=10) | kw
+    return TrackOutputs(tmp_path, sequence, list(formats), layout=layout, **settings)
 
 
 @settings(max_examples=50, deadline=None)
@@ -59,9 +65,7 @@ def test_coco_results_writer_is_valid_after_every_flush(tmp_path):
 
 
 def test_posetrack_ids_stay_below_10000_and_unique_per_frame(tmp_path):
-    from tracker.outputs import TrackOutputs
-
-    out = TrackOutputs(tmp_path, "000001_mpiinew_test", ["posetrack18"])
+    out = _outputs(tmp_path)
     assert out._posetrack_ids(np.array([3, 10003, 9999])).tolist() == [3, 0, 9999]
     out.frames_written = 1
     assert out._posetrack_ids(np.array([3, 10003])).tolist() == [3, 0]  # a track keeps its id
@@ -75,7 +79,48 @@ def test_posetrack_ids_stay_below_10000_and_unique_per_frame(tmp_path):
 def test_posetrack17_needs_a_posetrack_sequence_name(tmp_path):
     import pytest
 
-    from tracker.outputs import TrackOutputs
-
     with pytest.raises(ValueError, match="posetrack17 needs a PoseTrack sequence name.*'myvideo'"):
-        TrackOutputs(tmp_path, "myvideo", ["posetrack17"])
+        _outputs(tmp_path, "myvideo", ["posetrack17"])
+
+
+def test_posetrack_head_slots_follow_the_estimators_layout(tmp_path):
+    """A COCO17 estimator's eye slots become derived head_bottom / head_top; a POSETRACK18 estimator's
+    head_bottom / head_top are written as predicted; another layout cannot be written as PoseTrack."""
+    import pytest
+
+    from association.keypoints import KeypointLayout
+    from eval_posetrack import read_sequence
+    from tracker.sources import Frame
+
+    rng = np.random.default_rng(1)
+    kp = rng.uniform(100, 200, (1, 17, 2)).astype(np.float32)
+    rec = PoseRecord(np.array([[90, 90, 210, 210]]), np.array([0.9]), kp, np.full((1, 17), 0.8),
+                     track_ids=np.array([0]))
+    frame = Frame(0, 0.0, np.zeros((300, 300, 3), np.uint8), "000000.jpg")
+    written = {}
+    for layout in (COCO17, POSETRACK18):
+        out = _outputs(tmp_path / layout.name, layout=layout)
+        out.add(frame, rec)
+        out.close()
+        assert len(read_sequence(tmp_path / layout.name / "000001_mpiinew_test.json").frames) == 1  # valid file
+        data = json.loads((tmp_path / layout.name / "000001_mpiinew_test.json").read_text())
+        written[layout.name] = np.asarray(data["annotations"][0]["keypoints"], np.float32).reshape(17, 3)[:, :2]
+    derived, _ = coco_head_to_posetrack(kp, rec.keypoint_scores)
+    np.testing.assert_allclose(written["coco17"], derived[0], atol=0.01)
+    np.testing.assert_allclose(written["posetrack18"], kp[0], atol=0.01)
+    five = KeypointLayout("five", tuple("abcde"), (), (0.05,) * 5, ((0, 1),))
+    with pytest.raises(ValueError, match="PoseTrack output needs an estimator with the coco17 or posetrack18"):
+        _outputs(tmp_path / "five", layout=five)
+    _outputs(tmp_path / "five", formats=["coco"], layout=five).close()  # COCO results take any layout
+
+
+def test_render_draws_the_layouts_skeleton():
+    from tracker.render import draw_poses
+
+    kp = np.array([[[20, 20], [80, 20], [80, 80]]], np.float32)
+    rec = PoseRecord(np.array([[0, 0, 100, 100]]), np.array([0.9]), kp, np.ones((1, 3)), track_ids=np.array([3]))
+    image = np.zeros((100, 100, 3), np.uint8)
+    limb = draw_poses(image, rec, 0.3, ((0, 1),), draw_boxes=False)
+    other = draw_poses(image, rec, 0.3, ((1, 2),), draw_boxes=False)
+    assert limb[20, 50].any() and not limb[50, 80].any()     # on the 0-1 limb, off the 1-2 limb
+    assert other[50, 80].any() and not other[20, 50].any()

@@ -14,10 +14,14 @@ import cv2
 import numpy as np
 import pytest
 
+from association.keypoints import COCO17
+from estimators import Poses
 from flow import create_flow
-from tracker.detectors import Detections
-from tracker.pipeline import PoseTracker
-from tracker.record import ORIGIN_PROPAGATED
+from tracker.build import build_associator, build_tracker
+from tracker.config import load_track_config
+from tracker.detectors.base import Detections
+from tracker.pipeline import PoseTracker, Propagation
+from tracker.record import ORIGIN_DETECTED, ORIGIN_PROPAGATED
 from tracker.sources import Frame, open_source
 
 H, W = 240, 320
@@ -79,26 +83,33 @@ class DroppingDetector:
 
 
 class OracleEstimator:
-    """Returns the true pose of the scene person whose box overlaps the given box most (score 0.9)."""
+    """Returns the true pose of the scene person whose box overlaps the given box most (score 0.9), and
+    records the roi_points it was given."""
 
+    layout = COCO17
     num_keypoints = 17
 
     def __init__(self, scene: Scene):
         self.scene = scene
         self.frame = 0
+        self.roi_calls: list = []
 
-    def estimate(self, image, boxes, box_scores):
-        from torchvision.ops import box_iou
+    def estimate(self, image, boxes, box_scores, roi_points=None):
         import torch
+        from torchvision.ops import box_iou
 
-        from estimators.inference import Poses
-
+        self.roi_calls.append(roi_points)
         gt = self.scene.boxes[self.frame]
         iou = box_iou(torch.from_numpy(np.asarray(boxes, np.float32)), torch.from_numpy(gt)).numpy()
         who = iou.argmax(axis=1)
         kp = self.scene.keypoints[self.frame][who]
         sc = np.where(iou.max(axis=1, keepdims=True) > 0.3, 0.9, 0.05) * np.ones((len(boxes), 17))
         return Poses(kp.astype(np.float32), sc.astype(np.float32), np.asarray(box_scores, np.float32) * 0.9)
+
+
+def make_tracker(estimator, detector, flow, *overrides: str) -> PoseTracker:
+    """A PoseTracker with the config's defaults (the one place they live) plus ``overrides``."""
+    return build_tracker(load_track_config(None, list(overrides)), estimator=estimator, detector=detector, flow=flow)
 
 
 def _run(scene, tracker, estimator):
@@ -125,7 +136,7 @@ def test_propagation_fills_missed_detections_and_ids_are_perfect():
     scene = make_scene()
     det = DroppingDetector(scene, drop_frames=range(3, 8), drop_person=1)
     est = OracleEstimator(scene)
-    tracker = PoseTracker(est, det, create_flow("dis", preset="medium"), det_interval=1)
+    tracker = make_tracker(est, det, create_flow("dis", preset="medium"), "propagation.det_interval=1")
     records = _run(scene, tracker, est)
     ids = _ids_per_person(scene, records)
     assert (ids >= 0).all(), f"a person was lost:\n{ids}"
@@ -143,7 +154,7 @@ def test_detection_interval_runs_detector_every_kth_frame_and_keeps_ids():
     scene = make_scene()
     det = DroppingDetector(scene)
     est = OracleEstimator(scene)
-    tracker = PoseTracker(est, det, create_flow("dis", preset="medium"), det_interval=4)
+    tracker = make_tracker(est, det, create_flow("dis", preset="medium"), "propagation.det_interval=4")
     records = _run(scene, tracker, est)
     assert det.calls == 3  # frames 0, 4, 8 of 12
     ids = _ids_per_person(scene, records)
@@ -153,8 +164,8 @@ def test_detection_interval_runs_detector_every_kth_frame_and_keeps_ids():
 def test_two_trackers_do_not_share_ids():
     scene = make_scene(num_frames=3)
     est = OracleEstimator(scene)
-    a = PoseTracker(est, DroppingDetector(scene), create_flow("dis"))
-    b = PoseTracker(est, DroppingDetector(scene), create_flow("dis"))
+    a = make_tracker(est, DroppingDetector(scene), create_flow("dis"))
+    b = make_tracker(est, DroppingDetector(scene), create_flow("dis"))
     est.frame = 0
     ra = a.step(Frame(0, 0.0, scene.frames[0], None))
     rb = b.step(Frame(0, 0.0, scene.frames[0], None))
@@ -169,24 +180,19 @@ def test_empty_frames_and_reset():
             return [Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)) for _ in frames]
 
     est = OracleEstimator(scene)
-    tracker = PoseTracker(est, Nobody(), create_flow("dis"))
+    tracker = make_tracker(est, Nobody(), create_flow("dis"))
     rec = tracker.step(Frame(0, 0.0, scene.frames[0], None))
     assert len(rec) == 0 and rec.keypoints.shape == (0, 17, 2)
     with pytest.raises(ValueError, match="det_interval"):
-        PoseTracker(est, Nobody(), None, det_interval=0)
-
-    class FifteenJoints(OracleEstimator):
-        num_keypoints = 15
-
-    with pytest.raises(ValueError, match="17 COCO keypoints; this one gives 15"):
-        PoseTracker(FifteenJoints(scene), Nobody(), None)
+        Propagation(det_interval=0, nms_iou=0.5, box_enlarge=0.15, keypoint_threshold=0.3, min_score=0.3,
+                    pose_nms_oks=0.7)
 
 
 def test_without_flow_the_detector_runs_every_frame():
     scene = make_scene(num_frames=6)
     det = DroppingDetector(scene)
     est = OracleEstimator(scene)
-    tracker = PoseTracker(est, det, None, det_interval=3)
+    tracker = make_tracker(est, det, None, "flow.kind=none", "propagation.det_interval=3")
     records = _run(scene, tracker, est)
     assert det.calls == 6 and all(len(r) == 3 for r in records)
     before = set(records[-1].track_ids.tolist())
@@ -198,8 +204,7 @@ def test_without_flow_the_detector_runs_every_frame():
 
 def test_track_source_writes_valid_outputs_from_a_real_video(tmp_path):
     """Real MP4 encode + decode through open_source, outputs in every format, resolved config saved."""
-    from eval_posetrack.formats import read_sequence
-    from tracker.config import load_track_config
+    from eval_posetrack import read_sequence
     from tracker.track_cli import track_source
 
     scene = make_scene(num_frames=8)
@@ -218,7 +223,7 @@ def test_track_source_writes_valid_outputs_from_a_real_video(tmp_path):
 
     cfg = load_track_config(None, ["output.formats=[posetrack18,posetrack17,coco]", "output.render=true",
                                    "output.flush_every=3"])
-    tracker = PoseTracker(est, SyncDetector(scene), create_flow("dis"), det_interval=1)
+    tracker = build_tracker(cfg, estimator=est, detector=SyncDetector(scene), flow=create_flow("dis"))
     summary = track_source(cfg, str(video), tmp_path / "out", progress=False, tracker=tracker)
     assert summary["frames"] == 8 and summary["tracks"] == 3
     out = tmp_path / "out"
@@ -237,7 +242,6 @@ def test_track_source_writes_valid_outputs_from_a_real_video(tmp_path):
 
 def test_interrupted_run_leaves_valid_json(tmp_path):
     """Ctrl-C in the middle of a run: the JSON written so far is valid and holds every finished frame."""
-    from tracker.config import load_track_config
     from tracker.track_cli import track_source
 
     scene = make_scene(num_frames=10)
@@ -247,10 +251,10 @@ def test_interrupted_run_leaves_valid_json(tmp_path):
         cv2.imwrite(str(folder / f"{t:06d}.jpg"), img)
 
     class InterruptingEstimator(OracleEstimator):
-        def estimate(self, image, boxes, box_scores):
+        def estimate(self, image, boxes, box_scores, roi_points=None):
             if self.frame == 6:
                 raise KeyboardInterrupt
-            return super().estimate(image, boxes, box_scores)
+            return super().estimate(image, boxes, box_scores, roi_points)
 
     est = InterruptingEstimator(scene)
 
@@ -260,10 +264,119 @@ def test_interrupted_run_leaves_valid_json(tmp_path):
             return super().detect(frames)
 
     cfg = load_track_config(None, ["output.flush_every=100"])
-    tracker = PoseTracker(est, SyncDetector(scene), create_flow("dis"))
+    tracker = build_tracker(cfg, estimator=est, detector=SyncDetector(scene), flow=create_flow("dis"))
     with pytest.raises(KeyboardInterrupt):
         track_source(cfg, str(folder), tmp_path / "out", progress=False, tracker=tracker)
     data = json.loads((tmp_path / "out" / "000002_mpiinew_test.json").read_text())
     assert len(data["images"]) == 6
     assert [im["file_name"] for im in data["images"]][:2] == [
         "images/000002_mpiinew_test/000000.jpg", "images/000002_mpiinew_test/000001.jpg"]
+
+
+class RoiEstimator(OracleEstimator):
+    """The oracle, plus per pose the alignment points a BlazePose-like estimator returns: the true person's
+    box centre and top centre (image px)."""
+
+    def estimate(self, image, boxes, box_scores, roi_points=None):
+        poses = super().estimate(image, boxes, box_scores, roi_points)
+        kp = poses.keypoints
+        lo, hi = kp.min(axis=1), kp.max(axis=1)
+        centre = (lo + hi) / 2
+        top = np.stack([centre[:, 0], lo[:, 1]], axis=1)
+        return Poses(kp, poses.keypoint_scores, poses.pose_scores, roi_points=np.stack([centre, top], axis=1))
+
+
+def test_roi_points_flow_from_detector_and_from_warped_previous_poses():
+    """Typed ROI hints: the detector's roi_points reach the estimator for detected boxes; on frames without
+    detection the previous poses' roi_points, moved by the flow, reach it for the propagated boxes."""
+    scene = make_scene(num_frames=3)
+    est = RoiEstimator(scene)
+
+    class RoiDetector(DroppingDetector):
+        def detect(self, frames):
+            dets = super().detect(frames)
+            b = dets[0].boxes
+            roi = np.stack([(b[:, :2] + b[:, 2:]) / 2, b[:, :2]], axis=1)  # any distinct points will do
+            return [Detections(b, dets[0].scores, roi)]
+
+    tracker = make_tracker(est, RoiDetector(scene), create_flow("dis", preset="medium"),
+                           "propagation.det_interval=3")
+    records = _run(scene, tracker, est)
+    first = est.roi_calls[0]
+    b = scene.boxes[0]
+    np.testing.assert_allclose(np.sort(first[:, 0, 0]), np.sort((b[:, 0] + b[:, 2]) / 2))  # the detector's
+    assert records[0].roi_points is not None and records[0].roi_points.shape == (3, 2, 2)
+    for t in (1, 2):  # no detection: every box propagated, every hint = last frame's roi_points + motion
+        assert (records[t].origin == ORIGIN_PROPAGATED).all() and len(records[t]) == 3
+        given = est.roi_calls[t]
+        assert given is not None and np.isfinite(given).all()
+        expected = records[t - 1].roi_points + (scene.keypoints[t] - scene.keypoints[t - 1]).mean(axis=1)[
+            _people_order(scene, records[t - 1], t - 1)][:, None]
+        np.testing.assert_allclose(np.sort(given[:, 0, 0]), np.sort(expected[:, 0, 0]), atol=1.0)
+        np.testing.assert_allclose(np.sort(given[:, 1, 1]), np.sort(expected[:, 1, 1]), atol=1.0)
+
+
+def _people_order(scene, record, t):
+    """Index of the true person of each row of ``record`` (frame t)."""
+    d = np.abs(record.keypoints[:, None] - scene.keypoints[t][None]).mean(axis=(2, 3))
+    return d.argmin(axis=1)
+
+
+def test_detections_without_roi_points_give_no_hints():
+    scene = make_scene(num_frames=1)
+    est = OracleEstimator(scene)
+    records = _run(scene, make_tracker(est, DroppingDetector(scene), None, "flow.kind=none"), est)
+    assert est.roi_calls == [None] and records[0].roi_points is None
+    assert (records[0].origin == ORIGIN_DETECTED).all()
+
+
+def test_previous_poses_are_warped_once_per_frame():
+    """One warp of the stored tracks per frame feeds both propagation and association."""
+    from association import PoseAssociator
+
+    class CountingAssociator(PoseAssociator):
+        warps = 0
+
+        def _apply_warp(self, warp, points):
+            CountingAssociator.warps += 1
+            return super()._apply_warp(warp, points)
+
+    scene = make_scene(num_frames=6)
+    est = OracleEstimator(scene)
+    assoc = CountingAssociator(min_similarity=0.3, max_lost_frames=5, keypoint_score_threshold=0.2,
+                               method="greedy", sigmas=COCO17.sigmas)
+    prop = Propagation(det_interval=2, nms_iou=0.5, box_enlarge=0.15, keypoint_threshold=0.3, min_score=0.3,
+                       pose_nms_oks=0.7)
+    tracker = PoseTracker(est, DroppingDetector(scene), create_flow("dis", preset="medium"), assoc, prop)
+    records = _run(scene, tracker, est)
+    assert CountingAssociator.warps == len(scene.frames) - 1  # every frame after the first, exactly once
+    ids = _ids_per_person(scene, records)
+    assert (ids >= 0).all() and all(len(set(ids[:, p])) == 1 for p in range(3)), ids
+
+
+def test_any_keypoint_layout_tracks_with_its_own_sigmas():
+    """No hard 17-keypoint rule: OKS association and pose NMS use the estimator's layout sigmas."""
+    from association.keypoints import KeypointLayout
+
+    five = KeypointLayout("five", ("head", "left_hand", "right_hand", "left_foot", "right_foot"),
+                          ((1, 2), (3, 4)), (0.026, 0.062, 0.062, 0.089, 0.089), ((0, 1), (0, 2), (0, 3), (0, 4)))
+    scene = make_scene(num_frames=4)
+
+    class FivePoints(OracleEstimator):
+        layout = five
+        num_keypoints = 5
+
+        def estimate(self, image, boxes, box_scores, roi_points=None):
+            p = super().estimate(image, boxes, box_scores, roi_points)
+            idx = [0, 9, 10, 15, 16]
+            return Poses(p.keypoints[:, idx], p.keypoint_scores[:, idx], p.pose_scores)
+
+    est = FivePoints(scene)
+    tracker = make_tracker(est, DroppingDetector(scene, drop_frames=[2]), create_flow("dis", preset="medium"))
+    assert tracker.associator.sigmas == five.sigmas
+    records = _run(scene, tracker, est)
+    assert all(r.keypoints.shape == (3, 5, 2) for r in records)
+    assert all(sorted(r.track_ids.tolist()) == [0, 1, 2] for r in records)
+    coco_associator = build_associator(load_track_config(None), COCO17.sigmas)
+    with pytest.raises(ValueError, match="sigmas=estimator.layout.sigmas"):
+        PoseTracker(est, DroppingDetector(scene), None, coco_associator, tracker.propagation)

@@ -1,0 +1,80 @@
+"""Person detectors behind one interface and one factory.
+
+``create_detector(kind, *, device, sequence, **settings)`` builds a :class:`PersonDetector`;
+``detect(frames) -> list[Detections]``, one per frame, boxes in that frame's image pixels. Kinds (one module
+each): ``blazepose`` (the embedded tiled BlazePose detector; gives ``Detections.roi_points``), ``torchvision``
+(torchvision COCO detectors, weights never downloaded), ``mmdet`` (MMDetection 3.x, optional), ``precomputed``
+(a COCO detection-results JSON), ``gt`` (oracle boxes from a PoseTrack annotation file). Importing this
+package imports no torch; each kind imports what it needs when built.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .base import DetectionFileError, Detections, DetectorError, PersonDetector, WeightsNotFoundError
+from .blazepose import BlazePosePersonDetector
+from .ground_truth import GroundTruthDetector
+from .mmdetection import MMDetDetector
+from .postprocess import COCO_PERSON_CATEGORY_ID, MMDET_PERSON_LABEL, postprocess
+from .precomputed import PrecomputedDetector
+from .torchvision_coco import TORCHVISION_MODELS, TorchvisionDetector, torchvision_weights_file
+
+# kind -> its settings (exactly the tracking config's fields of that kind)
+KIND_SETTINGS: Mapping[str, tuple[str, ...]] = {
+    "blazepose": ("score_threshold", "tile_scales"),
+    "torchvision": ("model", "weights", "score_threshold", "nms_iou", "batch_size"),
+    "mmdet": ("config", "checkpoint", "score_threshold"),
+    "precomputed": ("file", "annotations", "score_threshold"),
+    "gt": ("file",),
+}
+_REQUIRED: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "mmdet": (("config", "an mmdet config file"), ("checkpoint", "its checkpoint file")),
+    "precomputed": (("file", "a COCO detection-results JSON"),),
+    "gt": (("file", "a PoseTrack annotation JSON"),),
+}
+
+
+def create_detector(kind: str, *, device: str = "cpu", sequence: str | None = None, **settings: Any) -> PersonDetector:
+    """The person detector of ``kind`` with that kind's settings (see :data:`KIND_SETTINGS`).
+
+    device: torch device of the torchvision / mmdet models (BlazePose runs on the CPU; files need none).
+    sequence: the source's name (e.g. a PoseTrack sequence "003418_mpii_test"): precomputed detections are
+    matched to frames by the PoseTrack image-id convention and a merged annotation file is restricted to it.
+    A setting given as None takes the detector's default (for ``nms_iou``: no extra NMS).
+    """
+    if kind not in KIND_SETTINGS:
+        raise DetectorError(f"unknown detector kind {kind!r}; choose from {', '.join(KIND_SETTINGS)}")
+    allowed = KIND_SETTINGS[kind]
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise DetectorError(f"detector kind {kind!r} has no setting {', '.join(map(repr, unknown))}; its settings: "
+                            f"{', '.join(allowed)}")
+    for field, what in _REQUIRED.get(kind, ()):
+        if not settings.get(field):
+            raise DetectorError(f"detector kind {kind!r} needs detector.{field} ({what})")
+    given = {k: v for k, v in settings.items() if v is not None}
+    threshold = {"score_threshold": given["score_threshold"]} if "score_threshold" in given else {}
+    if kind == "blazepose":
+        return BlazePosePersonDetector(**given)
+    if kind == "torchvision":
+        kw = {"model_name": given.pop("model")} if "model" in given else {}
+        if "weights" in given:
+            kw["weights_path"] = given.pop("weights")
+        if "nms_iou" in settings:
+            kw["nms_iou"] = given.pop("nms_iou", None)
+        return TorchvisionDetector(device=device, **kw, **given)
+    if kind == "mmdet":
+        return MMDetDetector(given["config"], given["checkpoint"], device=device, **threshold)
+    if kind == "precomputed":
+        return PrecomputedDetector(given["file"], annotation_path=given.get("annotations"), sequence=sequence,
+                                   **threshold)
+    return GroundTruthDetector(given["file"], sequence=sequence)
+
+
+__all__ = [
+    "COCO_PERSON_CATEGORY_ID", "KIND_SETTINGS", "MMDET_PERSON_LABEL", "TORCHVISION_MODELS", "BlazePosePersonDetector",
+    "DetectionFileError", "Detections", "DetectorError", "GroundTruthDetector", "MMDetDetector", "PersonDetector",
+    "PrecomputedDetector", "TorchvisionDetector", "WeightsNotFoundError", "create_detector", "postprocess",
+    "torchvision_weights_file",
+]
