@@ -6,14 +6,14 @@ COCO-17 slot mapping, :class:`PoseTrackFormatError`), ``naming`` (sequence / ima
 limit, annotation ids), ``posetrack17`` and ``posetrack18`` (reader with validation and writer of each format;
 :class:`PoseTrack18Writer` writes a prediction file frame by frame), ``dispatch`` (format detection,
 :func:`read_sequence`, :func:`convert_file`), ``fields`` / ``jsonfile`` (validation and file helpers of the
-readers and writers), ``coco_detections`` (the reader of COCO detection-results files), ``geometry`` (strict
+readers and writers), ``coco_files`` (COCO detection and keypoint results), ``geometry`` (strict
 point-in-polygon for ignore regions), ``ap`` (per-frame assignment, pooled VOC AP), ``mot`` (MOTA/MOTP/Prec/Rec
 with motmetrics semantics), ``evaluate`` (``evaluate(gt_dir, pred_dir) -> dict``, tables, plot), ``cli``
 (``posetrack eval``).
 
 Imports numpy only (motmetrics and matplotlib lazily); no torch.
 """
-from .coco_detections import CocoDetections, CocoDetectionsError, read_coco_detections
+from .coco_files import CocoDetections, CocoDetectionsError, coco_keypoint_results, read_coco_detections
 from .dispatch import convert_file, parse_sequence, read_sequence, write_sequence
 from .evaluate import (
     COLUMNS,
@@ -73,7 +73,7 @@ __all__ = [
     "sequence_to_posetrack17", "sequence_to_posetrack18", "write_posetrack17", "write_posetrack18",
     "write_sequence", "PoseTrack18Writer",
     # COCO detection-results files
-    "CocoDetections", "CocoDetectionsError", "read_coco_detections",
+    "CocoDetections", "CocoDetectionsError", "coco_keypoint_results", "read_coco_detections",
     # evaluation
     "COLUMNS", "GROUPS", "METRICS", "PoseTrackEvalError", "PreparedSequence", "evaluate", "evaluate_prepared",
     "format_tables", "plot_summary", "prepare_sequence", "to_json_ready", "points_in_any_polygon",

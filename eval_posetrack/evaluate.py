@@ -315,7 +315,11 @@ def to_json_ready(summary: dict[str, Any]) -> dict[str, Any]:
 
 def plot_summary(summary: dict[str, Any], path: str | os.PathLike) -> None:
     """Per-joint bar chart (AP and MOTA side by side) as a PNG."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("--plot needs matplotlib: pip install 'posetrack-pipeline[plot]' "
+                                  "(make setup installs it)", name="matplotlib") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

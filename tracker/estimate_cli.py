@@ -78,19 +78,10 @@ def _input_size(text: str) -> tuple[int, int]:
 # ------------------------------------------------------------------------------------------ outputs
 def coco_results(poses, boxes: np.ndarray, box_scores: np.ndarray, image_id) -> list[dict]:
     """COCO keypoint results: one dict per person (keypoints flattened x, y, score; ``bbox`` xywh input box)."""
-    out = []
-    for i in range(len(poses.pose_scores)):
-        kp = np.concatenate([poses.keypoints[i], poses.keypoint_scores[i][:, None]], axis=1)
-        x1, y1, x2, y2 = (float(v) for v in boxes[i])
-        out.append({
-            "image_id": image_id,
-            "category_id": 1,
-            "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
-            "score": round(float(poses.pose_scores[i]), 6),
-            "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-            "box_score": round(float(box_scores[i]), 6),
-        })
-    return out
+    from eval_posetrack import coco_keypoint_results
+
+    return coco_keypoint_results(image_id, poses.keypoints, poses.keypoint_scores, poses.pose_scores,
+                                 boxes=boxes, extra={"box_score": np.round(np.asarray(box_scores, np.float64), 6)}, digits=3)
 
 
 def render_poses(image: np.ndarray, poses, boxes: np.ndarray, box_scores: np.ndarray, threshold: float,

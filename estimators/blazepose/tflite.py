@@ -53,7 +53,14 @@ class TFLiteModel:
         runner = self._runners.get(batch)
         if runner is not None:
             return runner
-        from ai_edge_litert.interpreter import Interpreter  # lazy: only when a model is built
+        try:
+            from ai_edge_litert.interpreter import Interpreter  # lazy: only when a model is built
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not exc.name.startswith("ai_edge_litert"):
+                raise
+            raise ModuleNotFoundError(
+                f"the {self.what} model needs the TFLite runtime ai-edge-litert: "
+                "pip install 'posetrack-pipeline[blazepose]' (make setup installs it)", name=exc.name) from None
 
         it = Interpreter(model_path=str(self.path), num_threads=self.num_threads)
         inp = it.get_input_details()[0]

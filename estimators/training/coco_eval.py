@@ -25,6 +25,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from association.nms import oks_nms
+from eval_posetrack import coco_keypoint_results
 
 from ..geometry import PIXEL_STD, box_to_center_scale
 from ..spec import Poses
@@ -118,10 +119,8 @@ def coco_results(samples: Sequence[PersonSample], pred: dict[str, np.ndarray],
                            pred["keypoint_scores"][ids], HRNET_VIS_THRESHOLD,
                            areas=pred["areas"][ids].astype(np.float64), mean_area=True, strict=True)
             ids = ids[np.sort(keep)]
-        for i in ids:
-            kp = np.concatenate([pred["keypoints"][i], pred["keypoint_scores"][i][:, None]], axis=1)
-            out.append({"image_id": int(img_id), "category_id": 1,
-                        "keypoints": [float(v) for v in kp.reshape(-1)], "score": float(pred["pose_scores"][i])})
+        out += coco_keypoint_results(int(img_id), pred["keypoints"][ids], pred["keypoint_scores"][ids],
+                                     pred["pose_scores"][ids])
     return out
 
 

@@ -1,5 +1,5 @@
 """Person detector kind "precomputed": a COCO detection-results JSON (e.g. the human detections released with
-HRNet / SimpleBaseline for COCO and PoseTrack), read by ``eval_posetrack.coco_detections``; frames are matched
+HRNet / SimpleBaseline for COCO and PoseTrack), read by ``eval_posetrack.read_coco_detections``; frames are matched
 to image ids by the rules of :mod:`tracker.detectors.frame_ids`."""
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The one reader of COCO detection-results files: ``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]``.
+"""COCO result files: the one reader of detection results (``[{"image_id", "category_id", "bbox": [x, y, w, h],
+"score"}]``) and the one builder of keypoint results (``[{"image_id", "category_id", "keypoints", "score"}]``).
 
 The format of the person detections released with HRNet / SimpleBaseline for COCO and PoseTrack (and of any
 COCO ``loadRes`` input). Every item and field is checked; an error names the file, the item index and the
@@ -119,3 +120,40 @@ def read_coco_detections(path: str | os.PathLike, error: type[Exception] = CocoD
 
 
 __all__ = ["CocoDetections", "CocoDetectionsError", "read_coco_detections"]
+
+
+def coco_keypoint_results(image_id: int, keypoints: np.ndarray, keypoint_scores: np.ndarray, scores: np.ndarray,
+                          *, boxes: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None,
+                          digits: int | None = None, category_id: int = 1) -> list[dict]:
+    """COCO keypoint results of one image, one dict per person (the format ``COCO.loadRes`` reads).
+
+    keypoints: (N, K, 2) image px; keypoint_scores: (N, K), written as the third value of each keypoint
+    triple; scores: (N,) the person's score (COCOeval ranks by it). boxes: optional (N, 4) xyxy image px,
+    written as ``bbox`` xywh. extra: optional per-person fields, each (N,) (e.g. ``track_id``, ``box_score``);
+    integer arrays are written as ints, others as floats. digits: round keypoints and boxes to this many
+    decimals (None = full float precision, as COCO evaluation wants).
+    """
+    kps = np.asarray(keypoints, dtype=np.float64)
+    ks = np.asarray(keypoint_scores, dtype=np.float64)
+    sc = np.asarray(scores, dtype=np.float64).reshape(-1)
+    n = len(sc)
+    if kps.shape[:1] != (n,) or ks.shape != kps.shape[:2] or kps.ndim != 3 or kps.shape[2] != 2:
+        raise ValueError(f"coco_keypoint_results: keypoints {kps.shape}, keypoint_scores {ks.shape} and scores "
+                         f"({n},) disagree; expected (N, K, 2), (N, K), (N,)")
+
+    def rnd(v: float) -> float:
+        return float(v) if digits is None else round(float(v), digits)
+
+    triples = np.concatenate([kps, ks[:, :, None]], axis=2).reshape(n, -1)
+    out = []
+    for i in range(n):
+        item: dict[str, Any] = {"image_id": int(image_id), "category_id": int(category_id),
+                                "keypoints": [rnd(v) for v in triples[i]], "score": float(sc[i])}
+        if boxes is not None:
+            x1, y1, x2, y2 = (float(v) for v in np.asarray(boxes, dtype=np.float64)[i])
+            item["bbox"] = [rnd(x1), rnd(y1), rnd(x2 - x1), rnd(y2 - y1)]
+        for key, values in (extra or {}).items():
+            v = np.asarray(values)[i]
+            item[key] = int(v) if np.issubdtype(np.asarray(values).dtype, np.integer) else float(v)
+        out.append(item)
+    return out
