@@ -18,13 +18,15 @@ def check_image(image: object, what: str = "image", error: type[Exception] = Val
 
 
 def check_boxes(boxes: object, scores: object | None = None, what: str = "boxes",
-                error: type[Exception] = ValueError, *, positive: bool = True,
+                error: type[Exception] = ValueError, *, positive: bool = True, allow_zero_side: bool = False,
                 dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes and their scores, checked.
 
     boxes: (N, 4) xyxy image pixels (an empty input of any shape is (0, 4)); scores: (N,) or None (all 1).
     Coordinates must be finite; with ``positive`` every box must have x2 > x1 and y2 > y1; scores must be
-    finite. Returns (boxes (N, 4), scores (N,)) as ``dtype``. Messages name ``what``, the row and the field.
+    finite. With ``allow_zero_side`` one side may be 0 (x2 == x1 or y2 == y1, not both): a top-down crop takes
+    its size from the other side through the aspect fix, as released HRNet does for such COCO boxes.
+    Returns (boxes (N, 4), scores (N,)) as ``dtype``. Messages name ``what``, the row and the field.
     """
     b: np.ndarray = np.asarray(boxes, dtype=dtype)
     if b.size == 0:
@@ -41,8 +43,14 @@ def check_boxes(boxes: object, scores: object | None = None, what: str = "boxes"
         bad = int(np.nonzero(~np.isfinite(s))[0][0])
         raise error(f"{what} box_scores[{bad}]: not a finite number ({s[bad]})")
     if positive and len(b):
-        empty = (b[:, 2] - b[:, 0] <= 0) | (b[:, 3] - b[:, 1] <= 0)
+        w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        if allow_zero_side:
+            empty = (w < 0) | (h < 0) | ((w == 0) & (h == 0))
+            rule = "x2 >= x1, y2 >= y1 and one side > 0"
+        else:
+            empty = (w <= 0) | (h <= 0)
+            rule = "x2 > x1 and y2 > y1"
         if empty.any():
             bad = int(np.nonzero(empty)[0][0])
-            raise error(f"{what} boxes[{bad}]: x2 > x1 and y2 > y1 required, got {b[bad].tolist()}")
+            raise error(f"{what} boxes[{bad}]: {rule} required, got {b[bad].tolist()}")
     return b, s

@@ -7,7 +7,6 @@ with column ``cols[i]``; every row and column appears at most once and every mat
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 
 class MatchingInputError(ValueError):
@@ -70,6 +69,8 @@ def hungarian_match(similarity: np.ndarray, threshold: float) -> tuple[np.ndarra
     if sim.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     weights = np.where(valid, sim, 0.0)
+    from scipy.optimize import linear_sum_assignment  # lazily: importing scipy.optimize takes ~0.5 s
+
     rows, cols = linear_sum_assignment(weights, maximize=True)
     keep = valid[rows, cols]
     return _sorted_pairs(rows[keep], cols[keep])

@@ -11,6 +11,22 @@ Per frame (HRNet section 4.3, following FlowTrack / SimpleBaseline):
 Active and lost tracks compete in one matching: a lost track's pose, carried only by the flow, usually
 scores lower than an active one's, so no separate priority pass is needed.
 
+Beyond the paper (every extra is off with the default arguments, which give the paper's tracker):
+
+- life cycle: a new track is *tentative*; it becomes *confirmed* after ``min_hits`` matched frames in a row,
+  or at once when its pose score reaches ``confirm_score``. A tentative track that misses one frame is
+  removed (a false positive rarely recurs at the same place); a confirmed one becomes *lost*.
+  ``last_confirmed`` says, after each update, which of its poses belong to confirmed tracks;
+- re-identification: a confirmed track lost for more than ``max_lost_frames`` frames is remembered until
+  ``max_lost_seconds`` have passed since it was last seen. Poses left over by the OKS matching are matched
+  to these tracks in a second pass, only inside a motion gate (its last centre moved by its velocity; radius
+  ``reid_gate`` person sizes + ``reid_gate_rate`` person sizes per second lost), by a similarity that is
+  the appearance similarity (``descriptors`` given to update, e.g. ``association.appearance``) averaged
+  with the closeness inside the gate, or the closeness alone without descriptors; pairs below
+  ``reid_min_similarity`` never match;
+- ``camera_cut()``: every track keeps its appearance but loses its motion (velocity, position gate) and
+  can come back only by the re-identification pass.
+
 This module holds no video logic and imports no flow code; the pipeline owns frames and flow fields.
 """
 from __future__ import annotations
@@ -58,6 +74,14 @@ class PoseAssociator:
     method: "greedy" (the paper's) or "hungarian".
     sigmas: (K,) OKS sigmas of the estimator's keypoint layout (``KeypointLayout.sigmas``).
     first_id: the first track id handed out; ids then increase by one and are never reused until reset().
+    min_hits: matched frames in a row that confirm a track (1 = every track is confirmed at once, the paper).
+    confirm_score: a pose score (``update(pose_scores=)``) at or above which a track is confirmed at once;
+        None = never.
+    max_lost_seconds: how long (``update(timestamp=)`` seconds) a confirmed track lost for more than
+        max_lost_frames stays recoverable by re-identification; 0 = off (the paper).
+    reid_min_similarity: the re-identification similarity a pair needs (see the module docstring), in [0, 1].
+    reid_gate, reid_gate_rate: the motion gate's radius, in person sizes (the larger side of the track's last
+        box), plus person sizes per second lost.
     Every setting is explicit (the tracking config holds the defaults). Each instance owns its id counter and
     its tracks: two associators never interfere.
 
@@ -74,6 +98,12 @@ class PoseAssociator:
         method: str,
         sigmas: Sequence[float],
         first_id: int = 0,
+        min_hits: int = 1,
+        confirm_score: float | None = None,
+        max_lost_seconds: float = 0.0,
+        reid_min_similarity: float = 0.5,
+        reid_gate: float = 1.0,
+        reid_gate_rate: float = 1.0,
     ) -> None:
         if method not in MATCHERS:
             raise AssociationInputError(f"method: unknown matcher {method!r}; valid: {sorted(MATCHERS)}")
@@ -81,6 +111,16 @@ class PoseAssociator:
             raise AssociationInputError(f"min_similarity: expected an OKS in [0, 1], got {min_similarity}")
         if int(max_lost_frames) < 0:
             raise AssociationInputError(f"max_lost_frames: expected >= 0, got {max_lost_frames}")
+        if int(min_hits) < 1:
+            raise AssociationInputError(f"min_hits: expected >= 1, got {min_hits}")
+        if confirm_score is not None and not np.isfinite(confirm_score):
+            raise AssociationInputError(f"confirm_score: expected a finite pose score or None, got {confirm_score}")
+        for name, value in (("max_lost_seconds", max_lost_seconds), ("reid_gate", reid_gate),
+                            ("reid_gate_rate", reid_gate_rate)):
+            if not (np.isfinite(value) and value >= 0):
+                raise AssociationInputError(f"{name}: expected a finite number >= 0, got {value}")
+        if not (np.isfinite(reid_min_similarity) and 0.0 <= reid_min_similarity <= 1.0):
+            raise AssociationInputError(f"reid_min_similarity: expected a value in [0, 1], got {reid_min_similarity}")
         sigmas = tuple(float(s) for s in sigmas)
         if not sigmas or not all(np.isfinite(s) and s > 0 for s in sigmas):
             raise AssociationInputError(f"sigmas: expected (K,) positive OKS sigmas, got {sigmas}")
@@ -90,6 +130,12 @@ class PoseAssociator:
         self.method = method
         self.sigmas = sigmas
         self.first_id = int(first_id)
+        self.min_hits = int(min_hits)
+        self.confirm_score = None if confirm_score is None else float(confirm_score)
+        self.max_lost_seconds = float(max_lost_seconds)
+        self.reid_min_similarity = float(reid_min_similarity)
+        self.reid_gate = float(reid_gate)
+        self.reid_gate_rate = float(reid_gate_rate)
         self._match = MATCHERS[method]
         self.reset()
 
@@ -102,6 +148,16 @@ class PoseAssociator:
         self._scores = np.zeros((0, num_kp), np.float32)
         self._areas = np.zeros(0, np.float64)
         self._lost = np.zeros(0, np.int64)
+        self._hits = np.zeros(0, np.int64)  # (T,) matched frames in a row
+        self._confirmed = np.zeros(0, bool)  # (T,)
+        self._seen = np.zeros(0, np.float64)  # (T,) s, time of the last match
+        self._centre = np.zeros((0, 2), np.float64)  # (T, 2) px, box centre at the last match
+        self._size = np.zeros(0, np.float64)  # (T,) px, larger box side at the last match
+        self._velocity = np.zeros((0, 2), np.float64)  # (T, 2) px/s
+        self._moving = np.zeros(0, bool)  # (T,) False after a camera cut: no motion gate until matched again
+        self._desc: np.ndarray | None = None  # (T, D) appearance descriptors (all zeros = none)
+        self._frames = 0
+        self.last_confirmed = np.zeros(0, bool)
         self._predicted = False
         if restart_ids or not hasattr(self, "_next_id"):
             self._next_id = self.first_id
@@ -148,6 +204,10 @@ class PoseAssociator:
         keypoint_scores: np.ndarray,
         boxes: np.ndarray,
         warp: Warp | None = None,
+        *,
+        pose_scores: np.ndarray | None = None,
+        timestamp: float | None = None,
+        descriptors: np.ndarray | None = None,
     ) -> np.ndarray:
         """Associate the current frame's poses with the tracks and advance the state by one frame.
 
@@ -155,38 +215,146 @@ class PoseAssociator:
         boxes: (N, 4) xyxy image pixels of the current poses (their areas scale OKS in the next frame).
         warp: as in :meth:`predict`, which update calls with it unless predict was already called for this
             frame (then warp must be None).
-        Returns track_ids: (N,) int64, all >= first_id, distinct within the frame.
+        pose_scores: (N,) pose scores, for ``confirm_score`` (None = no early confirmation).
+        timestamp: seconds since the start of the video, increasing; None = the update count (frames), which
+            makes ``max_lost_seconds`` a number of frames.
+        descriptors: (N, D) appearance descriptors of the poses (``association.appearance.PoseAppearance``),
+            or None; stored per track for re-identification.
+        Returns track_ids: (N,) int64, all >= first_id, distinct within the frame. ``last_confirmed`` (N,) bool
+        then says which of them belong to confirmed tracks.
         """
         kps, scores, areas = self._check_inputs(keypoints, keypoint_scores, boxes)
+        num_new = kps.shape[0]
+        pscores = None if pose_scores is None else np.asarray(pose_scores, np.float64).reshape(-1)
+        if pscores is not None and pscores.shape != (num_new,):
+            raise AssociationInputError(f"pose_scores: expected shape ({num_new},), got {pscores.shape}")
+        desc = None if descriptors is None else np.asarray(descriptors, np.float32)
+        if desc is not None and (desc.ndim != 2 or desc.shape[0] != num_new):
+            raise AssociationInputError(f"descriptors: expected shape ({num_new}, D), got {desc.shape}")
+        now = float(self._frames if timestamp is None else timestamp)
+        if not np.isfinite(now):
+            raise AssociationInputError(f"timestamp: expected finite seconds, got {timestamp}")
         if not self._predicted:
             self.predict(warp)
         elif warp is not None:
             raise AssociationInputError("warp: the tracks were already moved by predict() for this frame")
         self._predicted = False
-        num_new = kps.shape[0]
+        self._frames += 1
+        if desc is not None and (self._desc is None or self._desc.shape[1] != desc.shape[1]):
+            self._desc = np.zeros((len(self), desc.shape[1]), np.float32)
         prev_kps = self._keypoints
         track_ids = np.full(num_new, -1, np.int64)
-        matched_tracks = np.zeros(len(self), bool)
-        if num_new and len(self):
-            similarity = oks_matrix(kps, prev_kps, areas_b=self._areas, scores_a=scores, scores_b=self._scores,
-                                    score_threshold=self.keypoint_score_threshold, sigmas=self.sigmas)
+        match_of = np.full(num_new, -1, np.int64)  # the track row each pose matched
+        recent = self._lost <= self.max_lost_frames  # tracks OKS may match
+        if num_new and recent.any():
+            cand = np.flatnonzero(recent)
+            similarity = oks_matrix(kps, prev_kps[cand], areas_b=self._areas[cand], scores_a=scores,
+                                    scores_b=self._scores[cand], score_threshold=self.keypoint_score_threshold,
+                                    sigmas=self.sigmas)
             rows, cols = self._match(similarity, self.min_similarity)
-            track_ids[rows] = self._ids[cols]
-            matched_tracks[cols] = True
-        fresh = track_ids < 0
+            match_of[rows] = cand[cols]
+        centre, size = _centres(boxes)
+        if self.max_lost_seconds > 0 and num_new:
+            self._reidentify(match_of, centre, desc, now)
+        matched = match_of >= 0
+        track_ids[matched] = self._ids[match_of[matched]]
+        fresh = ~matched
         track_ids[fresh] = np.arange(self._next_id, self._next_id + int(fresh.sum()), dtype=np.int64)
         self._next_id += int(fresh.sum())
 
-        # unmatched tracks age; those lost for more than Q frames are forgotten
-        lost = self._lost[~matched_tracks] + 1
-        keep = lost <= self.max_lost_frames
-        self._ids = np.concatenate([track_ids, self._ids[~matched_tracks][keep]])
-        self._keypoints = np.concatenate([kps, prev_kps[~matched_tracks][keep]]).astype(np.float32)
-        self._scores = np.concatenate([scores, self._scores[~matched_tracks][keep]]).astype(np.float32)
-        self._areas = np.concatenate([areas, self._areas[~matched_tracks][keep]])
+        # life cycle of the poses' tracks
+        hits = np.ones(num_new, np.int64)
+        hits[matched] = self._hits[match_of[matched]] + 1
+        confirmed = hits >= self.min_hits
+        confirmed[matched] |= self._confirmed[match_of[matched]]
+        if self.confirm_score is not None and pscores is not None:
+            confirmed |= pscores >= self.confirm_score
+        velocity = np.zeros((num_new, 2))
+        if matched.any():
+            rows = match_of[matched]
+            dt = now - self._seen[rows]
+            step = (centre[matched] - self._centre[rows]) / np.where(dt > 0, dt, 1.0)[:, None]
+            prior = np.where(self._moving[rows, None], self._velocity[rows], step)
+            velocity[matched] = np.where((dt > 0)[:, None], 0.5 * prior + 0.5 * step, prior)
+        new_desc = None
+        if self._desc is not None:
+            new_desc = np.zeros((num_new, self._desc.shape[1]), np.float32)
+            if matched.any():
+                new_desc[matched] = self._desc[match_of[matched]]
+            if desc is not None:  # a running mean keeps a person's colours through poses with fewer parts
+                has = desc.sum(1) > 0
+                old = new_desc.sum(1) > 0
+                new_desc[has] = np.where(old[has, None], 0.7 * new_desc[has] + 0.3 * desc[has], desc[has])
+
+        # unmatched tracks: tentative ones are removed; confirmed ones age and are kept while recoverable
+        unmatched = np.ones(len(self), bool)
+        unmatched[match_of[matched]] = False
+        lost = self._lost[unmatched] + 1
+        keep = self._confirmed[unmatched] & ((lost <= self.max_lost_frames)
+                                             | (now - self._seen[unmatched] <= self.max_lost_seconds))
+        old = np.flatnonzero(unmatched)[keep]
+        self._ids = np.concatenate([track_ids, self._ids[old]])
+        self._keypoints = np.concatenate([kps, prev_kps[old]]).astype(np.float32)
+        self._scores = np.concatenate([scores, self._scores[old]]).astype(np.float32)
+        self._areas = np.concatenate([areas, self._areas[old]])
         self._lost = np.concatenate([np.zeros(num_new, np.int64), lost[keep]])
+        self._hits = np.concatenate([hits, np.zeros(len(old), np.int64)])
+        self._confirmed = np.concatenate([confirmed, self._confirmed[old]])
+        self._seen = np.concatenate([np.full(num_new, now), self._seen[old]])
+        self._centre = np.concatenate([centre, self._centre[old]])
+        self._size = np.concatenate([size, self._size[old]])
+        self._velocity = np.concatenate([velocity, self._velocity[old]])
+        self._moving = np.concatenate([np.ones(num_new, bool), self._moving[old]])
+        if self._desc is not None and new_desc is not None:
+            self._desc = np.concatenate([new_desc, self._desc[old]])
+        self.last_confirmed = confirmed.copy()
         return track_ids
 
+    def camera_cut(self) -> None:
+        """The view changed abruptly: every track keeps its appearance but loses its motion. Tracks leave the
+        OKS matching (their poses no longer fit the image) and can come back only by re-identification,
+        without a position gate; tentative tracks are dropped."""
+        if self._predicted:
+            raise AssociationInputError("camera_cut: call it before predict() / update() of the new frame")
+        keep = self._confirmed.copy()
+        for name in ("_ids", "_keypoints", "_scores", "_areas", "_lost", "_hits", "_confirmed", "_seen",
+                     "_centre", "_size", "_velocity", "_moving"):
+            setattr(self, name, getattr(self, name)[keep])
+        if self._desc is not None:
+            self._desc = self._desc[keep]
+        self._lost = np.maximum(self._lost, self.max_lost_frames + 1)
+        self._hits[:] = 0
+        self._velocity[:] = 0.0
+        self._moving[:] = False
+
+    def _reidentify(self, match_of: np.ndarray, centre: np.ndarray, desc: np.ndarray | None, now: float) -> None:
+        """Second pass: poses left by the OKS matching vs confirmed tracks lost beyond max_lost_frames (in place
+        on ``match_of``)."""
+        free = np.flatnonzero(match_of < 0)
+        taken = np.zeros(len(self), bool)
+        taken[match_of[match_of >= 0]] = True
+        cand = np.flatnonzero(self._confirmed & (self._lost > self.max_lost_frames) & ~taken
+                              & (now - self._seen <= self.max_lost_seconds))
+        if not len(free) or not len(cand):
+            return
+        dt = np.maximum(now - self._seen[cand], 0.0)  # (C,) s
+        predicted = self._centre[cand] + self._velocity[cand] * dt[:, None]
+        radius = self._size[cand] * (self.reid_gate + self.reid_gate_rate * dt)  # (C,) px
+        dist = np.linalg.norm(centre[free, None, :] - predicted[None], axis=-1)  # (F, C)
+        moving = self._moving[cand][None, :]
+        closeness = np.where(moving, 1.0 - dist / np.maximum(radius, 1e-6)[None], 0.0)
+        inside = ~moving | (dist <= radius[None])
+        has_app = np.zeros((len(free), len(cand)), bool)
+        similarity = closeness
+        if desc is not None and self._desc is not None and self._desc.shape[1] == desc.shape[1]:
+            from association.appearance import PARTS, appearance_similarity  # cv2 only when descriptors come
+
+            app = appearance_similarity(desc[free], self._desc[cand], len(PARTS)).astype(np.float64)
+            has_app = (desc[free].sum(1) > 0)[:, None] & (self._desc[cand].sum(1) > 0)[None, :]
+            similarity = np.where(has_app, np.where(moving, 0.5 * (app + closeness), app), closeness)
+        similarity = np.where(inside & (moving | has_app), similarity, -1.0)
+        rows, cols = self._match(similarity, self.reid_min_similarity)
+        match_of[free[rows]] = cand[cols]
     # -- helpers -------------------------------------------------------------------------------------
     def _check_inputs(self, keypoints, keypoint_scores, boxes):
         num_kp = len(self.sigmas)
@@ -211,3 +379,9 @@ class PoseAssociator:
         if moved.shape != points.shape:
             raise AssociationInputError(f"warp: returned shape {moved.shape} for points of shape {points.shape}")
         return moved
+
+
+def _centres(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4) xyxy px -> centres (N, 2) px and sizes (N,) px (the larger side)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return (b[:, :2] + b[:, 2:]) / 2.0, np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])

@@ -11,13 +11,17 @@ HRNet family (HRNet, Multi-Stage HRNet), as the released HRNet code:
 MSPN / RSN family, as the released MSPN code:
 - :func:`encode_mspn`: one-hot at ``floor(x * out / in)``, ``cv2.GaussianBlur(kernel, sigma=0)``, scaled so
   the peak is 255. :func:`mspn_targets` assigns the coarse-to-fine kernels (see ``MSPN_KERNELS``).
-- :func:`decode_mspn`: GaussianBlur(kernel 5) of the (flip-averaged) heatmap, argmax, then 0.25 heatmap px
-  along the unit vector toward the "second-highest peak". Like the released code (and its CPN ancestor),
-  the second peak is the argmax of the *blurred* map after suppressing the single maximum pixel — on a
-  smooth map this is the highest of the 8 neighbours, so the step can be diagonal. Then clamp to
-  [0, W-1] x [0, H-1] and map to input pixels with ``x * stride + stride / 2`` (stride 4: ``x*4 + 2``).
-  Joint score = UNBLURRED heatmap value at the integer argmax / 255 + 0.5 (the released raw score; estimators
-  report it calibrated, minus 0.5, see ``estimators.spec``).
+- :func:`decode_mspn`: the released test code's ``get_results`` (MSPN ``exps/*/test.py``, identical in both RSN
+  repositories), step for step: each (flip-averaged) heatmap is zero-padded by ``MSPN_DECODE_BORDER`` = 10 cells
+  on every side in float64, blurred with ``cv2.GaussianBlur((kernel, kernel), 0)`` (kernel 5 on COCO), the
+  argmax is taken over the PADDED map, that cell is set to 0 and the second argmax taken (also over the padded
+  map), the padding is removed, the position moves 0.25 cell along the unit vector toward the second maximum
+  (no move when they coincide), is clipped to [0, W-1] x [0, H-1] and mapped to input pixels with
+  ``x * stride + stride / 2`` (stride 4: ``x*4 + 2``). Joint score = UNBLURRED heatmap value at the rounded
+  position / 255 + 0.5 (the released raw score; estimators report it calibrated, minus 0.5, see
+  ``estimators.spec``). Consequences of the padding: the zero border competes with the map, so an all-negative
+  (or all-zero) map decodes to cell (0, 0); a peak near the border is blurred against zeros, not mirrored; the
+  second maximum may lie in the padding (then the quarter step points outside and the clip brings it back).
 """
 from __future__ import annotations
 
@@ -31,7 +35,9 @@ import numpy as np
 # (15/11/9/7) and unit j of the final stage with MSPN_KERNELS[j + 1] (11/9/7/5): larger kernels (coarser
 # targets) for lower-resolution units and for earlier stages (MSPN paper Sec. 3.3, released code).
 MSPN_KERNELS = (15, 11, 9, 7, 5)
-MSPN_TEST_KERNEL = 5  # post-Gaussian kernel at test time on COCO
+MSPN_TEST_KERNEL = 5  # post-Gaussian kernel at test time on COCO (released TEST.GAUSSIAN_KERNEL)
+MSPN_DECODE_BORDER = 10  # zero padding (cells) around each heatmap before the test-time blur, as released
+MSPN_SHIFT = 0.25  # released TEST.SHIFT_RATIOS: step (cells) toward the second maximum
 _CV_MAX_CHANNELS = 128  # OpenCV 5's CV_CN_MAX
 
 
@@ -207,10 +213,12 @@ def mspn_targets(
 
 
 def decode_mspn(heatmaps, kernel: int = MSPN_TEST_KERNEL, stride: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
-    """MSPN/RSN decoding. heatmaps: (N, K, h, w) (numpy or torch), values on the 0..255 target scale.
+    """MSPN/RSN decoding as released (see the module docstring). heatmaps: (N, K, h, w) (numpy or torch),
+    values on the 0..255 target scale (float32, as the network outputs them).
 
-    Returns coords (N, K, 2) float32 in NETWORK-INPUT pixels (``x * stride + stride / 2``) and scores (N, K)
-    float32 = unblurred value at the blurred argmax / 255 + 0.5.
+    Returns coords (N, K, 2) float64 in NETWORK-INPUT pixels (``x * stride + stride / 2``) and scores (N, K)
+    float32 = unblurred value at the rounded decoded cell / 255 + 0.5. The blur runs once per map (a float64
+    single-channel ``cv2.GaussianBlur`` exactly as released); the rest is vectorised over all maps.
     """
     hm = _to_numpy(heatmaps).astype(np.float32, copy=False)
     if hm.ndim != 4:
@@ -218,27 +226,40 @@ def decode_mspn(heatmaps, kernel: int = MSPN_TEST_KERNEL, stride: float = 4.0) -
     n, k, h, w = hm.shape
     if h * w == 0:
         raise CodecError(f"heatmaps: empty spatial size {hm.shape}")
-    blurred = gaussian_blur_maps(hm, kernel).reshape(n, k, h * w)
-    idx = blurred.argmax(axis=2)
-    score = np.take_along_axis(hm.reshape(n, k, h * w), idx[..., None], axis=2)[..., 0] / 255.0 + 0.5
-    suppressed = blurred.copy()
-    np.put_along_axis(suppressed, idx[..., None], -np.inf, axis=2)
-    idx2 = suppressed.argmax(axis=2) if h * w > 1 else idx
-    p1 = np.stack([idx % w, idx // w], axis=-1).astype(np.float64)
-    p2 = np.stack([idx2 % w, idx2 // w], axis=-1).astype(np.float64)
-    d = p2 - p1
-    dist = np.linalg.norm(d, axis=-1, keepdims=True)
-    step = np.where(dist > 1e-3, 0.25 * d / np.maximum(dist, 1e-3), 0.0)
-    p = p1 + step
-    p[..., 0] = np.clip(p[..., 0], 0, w - 1)
-    p[..., 1] = np.clip(p[..., 1], 0, h - 1)
-    coords = p * stride + stride / 2.0
-    return coords.astype(np.float32), score.astype(np.float32)
+    kernel = _check_kernel(kernel)
+    b = MSPN_DECODE_BORDER
+    maps = hm.reshape(n * k, h, w)
+    pw = w + 2 * b
+    padded = np.zeros((n * k, h + 2 * b, pw), dtype=np.float64)
+    padded[:, b:-b, b:-b] = maps
+    for i in range(n * k):  # float64 single-channel blur per map, as released (bit-exact)
+        padded[i] = cv2.GaussianBlur(padded[i], (kernel, kernel), 0)
+    flat = padded.reshape(n * k, -1)
+    rows = np.arange(n * k)
+    first = flat.argmax(axis=1)
+    flat[rows, first] = 0.0
+    second = flat.argmax(axis=1)
+    y, x = first // pw - b, first % pw - b
+    py, px = second // pw - b - y, second % pw - b - x
+    ln = np.sqrt((px**2 + py**2).astype(np.float64))
+    move = ln > 1e-3
+    safe = np.where(move, ln, 1.0)
+    xf = np.where(move, x + MSPN_SHIFT * px / safe, x.astype(np.float64))
+    yf = np.where(move, y + MSPN_SHIFT * py / safe, y.astype(np.float64))
+    xf = np.maximum(0.0, np.minimum(xf, w - 1))
+    yf = np.maximum(0.0, np.minimum(yf, h - 1))
+    coords = np.stack([xf * stride + stride / 2.0, yf * stride + stride / 2.0], axis=-1).reshape(n, k, 2)
+    ri = np.rint(yf).astype(np.int64)
+    ci = np.rint(xf).astype(np.int64)
+    scores = maps[rows, ri, ci] / np.float32(255) + np.float32(0.5)
+    return coords, scores.reshape(n, k).astype(np.float32)
 
 
 __all__ = [
     "CodecError",
+    "MSPN_DECODE_BORDER",
     "MSPN_KERNELS",
+    "MSPN_SHIFT",
     "MSPN_TEST_KERNEL",
     "decode_hrnet",
     "decode_mspn",

@@ -10,8 +10,11 @@ authors' ``exps/*/test.py`` (``get_results``) and MMPose's ``MegviiHeatmap`` cod
 | box -> crop | aspect-fix, x1.25 padding | width x1.09, height x1.135, then aspect-fix |
 | colour, normalisation | RGB, ImageNet mean/std | BGR, mean [.406,.456,.485], std [.225,.224,.229] |
 | flip test | flip back + swap pairs + shift 1 px right, average | flip back + swap pairs, average (no shift) |
-| decoding | argmax + quarter offset; heatmap px -> image | blur(5) + argmax + quarter step toward 2nd |
-| | via the heatmap-size inverse affine | peak; ``x*4+2`` input px -> image |
+| box -> centre, scale | float32, from the float64 box (``_xywh2cs``) | float32, from the float64 box |
+| crop affine | three float32 points + ``cv2.getAffineTransform`` | the same construction |
+| decoding | argmax + quarter offset (heatmap px) | zero-pad 10 cells, blur(5), argmax over the padded map, |
+| | | quarter step toward the 2nd max, clip, ``x*4+2`` input px |
+| back to the image | heatmap-size inverse affine (``transform_preds``) | ``x / w_in * 200 s + c - 100 s`` |
 | raw joint score | heatmap maximum | unblurred value / 255 + 0.5 |
 | calibrated joint score | raw | raw - 0.5 |
 | pose score (from RAW scores) | box score x mean of joint scores > 0.2 (0 if none) | box score x mean joint score |
@@ -33,7 +36,7 @@ import numpy as np
 from association.keypoints import COCO17, KeypointLayout
 
 from .codecs import MSPN_TEST_KERNEL, decode_hrnet, decode_mspn
-from .geometry import box_to_center_scale, box_to_center_scale_mspn
+from .geometry import box_to_center_scale, box_to_center_scale_mspn, crop_to_image, input_to_image_linear
 
 HRNET_JOINT_SCORE_THRESHOLD = 0.2  # released HRNet rescoring: only joints above it count in the pose score
 MSPN_SCORE_OFFSET = 0.5  # released MSPN/RSN joint score = value / 255 + 0.5
@@ -80,9 +83,11 @@ class Family:
     rgb: convert the BGR crop to RGB before normalising. mean, std: per channel of the network input (in the
     input's channel order), on [0, 1] pixel values. flip_shift: shift the flipped-back heatmaps one pixel
     right (HRNet). box_to_center_scale(boxes (N, 4) xyxy px, aspect w/h) -> centres (N, 2) px, scales (N, 2)
-    in 200 px units (the crop padding). decode(heatmaps (N, K, h, w), input_size (w, h)) -> points (N, K, 2)
-    in the pixels of a crop of size ``frame`` (w, h), raw joint scores (N, K), frame. pose_score(box_scores
-    (N,), raw joint scores (N, K)) -> (N,). target: the training target kind ("gaussian" or "mspn").
+    in 200 px units, float32 as released (the crop padding). decode(heatmaps (N, K, h, w), input_size (w, h))
+    -> points (N, K, 2) in the pixels of a crop of size ``frame`` (w, h), raw joint scores (N, K), frame.
+    to_image(points (N, K, 2) px of the ``frame`` crop, centres (N, 2), scales (N, 2), frame (w, h)) -> (N, K, 2)
+    float64 image px (the released back-projection). pose_score(box_scores (N,), raw joint scores (N, K)) ->
+    (N,). target: the training target kind ("gaussian" or "mspn").
     score_offset: calibrated joint score = raw - score_offset.
     """
 
@@ -93,6 +98,7 @@ class Family:
     flip_shift: bool
     box_to_center_scale: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
     decode: Callable[[np.ndarray, tuple[int, int]], tuple[np.ndarray, np.ndarray, tuple[int, int]]]
+    to_image: Callable[[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]], np.ndarray]
     pose_score: Callable[[np.ndarray, np.ndarray], np.ndarray]
     target: str
     score_offset: float = 0.0
@@ -104,10 +110,12 @@ class Family:
 
 
 HRNET = Family(name="hrnet", rgb=True, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), flip_shift=True,
-               box_to_center_scale=box_to_center_scale, decode=_decode_hrnet, pose_score=_pose_scores_hrnet,
+               box_to_center_scale=box_to_center_scale, decode=_decode_hrnet, to_image=crop_to_image,
+               pose_score=_pose_scores_hrnet,
                target="gaussian", score_offset=0.0)
 MSPN = Family(name="mspn", rgb=False, mean=(0.406, 0.456, 0.485), std=(0.225, 0.224, 0.229), flip_shift=False,
-              box_to_center_scale=box_to_center_scale_mspn, decode=_decode_mspn, pose_score=_pose_scores_mean,
+              box_to_center_scale=box_to_center_scale_mspn, decode=_decode_mspn,
+              to_image=input_to_image_linear, pose_score=_pose_scores_mean,
               target="mspn", score_offset=MSPN_SCORE_OFFSET)
 FAMILIES: Mapping[str, Family] = MappingProxyType({f.name: f for f in (HRNET, MSPN)})
 

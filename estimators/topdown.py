@@ -17,7 +17,7 @@ import torch
 from association.arrays import check_boxes, check_image
 from association.keypoints import KeypointLayout
 
-from .geometry import crop_batch, crop_to_image, get_affine_transforms
+from .geometry import crop_batch, get_affine_transforms
 from .precision import check_precision
 from .spec import Family, InferenceError, ModelSpec, Poses, check_input_size, get_family
 
@@ -155,7 +155,9 @@ def estimate_batch(
     pairs = _flip_pairs_for(flip_test, flip_pairs)
     k = int(model.num_keypoints)
 
-    checked = [check_boxes(b, s, f"image {i}", InferenceError) for i, (b, s) in enumerate(zip(boxes, box_scores))]
+    # one side may be 0: the crop then takes its size from the other side (released HRNet keeps such COCO boxes)
+    checked = [check_boxes(b, s, f"image {i}", InferenceError, allow_zero_side=True)
+               for i, (b, s) in enumerate(zip(boxes, box_scores))]
     counts = [len(b) for b, _ in checked]
     if sum(counts) == 0:
         return [Poses.empty(k) for _ in images]
@@ -166,7 +168,7 @@ def estimate_batch(
         check_image(image, f"image {i}", InferenceError)
         c, s = fam.box_to_center_scale(b, in_w / in_h)
         m = get_affine_transforms(c, s, 0.0, (in_w, in_h))
-        crops.append(crop_batch(image, m, (in_w, in_h)))  # the only per-person loop (cv2.warpAffine)
+        crops.append(crop_batch(image, m, (in_w, in_h)))  # one cv2.warpAffine per person
         centers.append(c)
         scales.append(s)
     c_all, s_all = np.concatenate(centers), np.concatenate(scales)
@@ -175,7 +177,7 @@ def estimate_batch(
     if heatmaps.shape[1] != k:
         raise InferenceError(f"model returned {heatmaps.shape[1]} heatmaps, but num_keypoints is {k}")
     points, raw_scores, frame = fam.decode(heatmaps, (in_w, in_h))
-    kps = crop_to_image(points, c_all, s_all, frame)
+    kps = fam.to_image(points, c_all, s_all, frame)
     all_box_scores = np.concatenate([s for _, s in checked])
     pose_scores = fam.pose_score(all_box_scores, raw_scores.astype(np.float64))
     joint_scores = fam.calibrate(raw_scores)

@@ -29,7 +29,7 @@ from .evaluate import (
     to_json_ready,
 )
 from .geometry import points_in_any_polygon, points_in_polygon
-from .jsonfile import load_json
+from .jsonfile import atomic_write_chunks, load_json
 from .naming import (
     MAX_FRAMES,
     MAX_TRACK_ID,
@@ -69,7 +69,8 @@ __all__ = [
     "MAX_FRAMES", "MAX_TRACK_ID", "SEQUENCE_TYPES", "AnnotationIds", "image_id_of", "is_sequence_name",
     "parse_posetrack18_file_name", "parse_sequence_name", "posetrack18_image_name",
     # files
-    "convert_file", "load_json", "parse_posetrack17", "parse_posetrack18", "parse_sequence", "read_sequence",
+    "atomic_write_chunks", "convert_file", "load_json",
+    "parse_posetrack17", "parse_posetrack18", "parse_sequence", "read_sequence",
     "sequence_to_posetrack17", "sequence_to_posetrack18", "write_posetrack17", "write_posetrack18",
     "write_sequence", "PoseTrack18Writer",
     # COCO detection-results files

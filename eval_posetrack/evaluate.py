@@ -71,19 +71,27 @@ class PreparedSequence:
 
 
 # ---------------------------------------------------------------------------------------------- loading
+def check_folder(folder: str | os.PathLike, what: str) -> None:
+    """FileNotFoundError / NotADirectoryError naming ``folder`` unless it is a folder (``what``: its role)."""
+    folder = os.fspath(folder)
+    if os.path.isfile(folder):
+        raise NotADirectoryError(f"{what} {folder} is a file; give the folder of *.json files that holds it "
+                                 f"({os.path.dirname(folder) or '.'})")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{what} folder {folder} does not exist")
+
+
 def list_sequence_files(gt_dir: str | os.PathLike) -> list[str]:
     """Every ``*.json`` of the GT folder in glob order (poseval's order; it only affects score ties)."""
     gt_dir = os.fspath(gt_dir)
-    if not os.path.isdir(gt_dir):
-        raise FileNotFoundError(f"ground-truth folder {gt_dir} does not exist")
+    check_folder(gt_dir, "ground-truth")
     return glob.glob(os.path.join(glob.escape(gt_dir), "*.json"))
 
 
 def load_pairs(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike) -> list[tuple[Sequence, Sequence]]:
     """Read and validate every GT file and its prediction file (same base name), before computing."""
     files = list_sequence_files(gt_dir)
-    if not os.path.isdir(pred_dir):
-        raise FileNotFoundError(f"prediction folder {pred_dir} does not exist")
+    check_folder(pred_dir, "prediction")
     if not files:
         raise PoseTrackEvalError(f"{gt_dir}: no *.json ground-truth files")
     pairs = []
@@ -207,7 +215,7 @@ def _entry(per_joint: np.ndarray, total: float) -> dict[str, Any]:
 
 
 def evaluate_prepared(prepared: list[PreparedSequence], ap: bool = True, track: bool = True,
-                      mot_engine: str = "motmetrics") -> dict[str, Any]:
+                      mot_engine: str = "fast") -> dict[str, Any]:
     """AP and/or MOT metrics of prepared sequences (in poseval's sequence order)."""
     scores: list[list[np.ndarray]] = [[] for _ in range(NUM_JOINTS)]
     labels: list[list[np.ndarray]] = [[] for _ in range(NUM_JOINTS)]
@@ -242,14 +250,14 @@ def evaluate_prepared(prepared: list[PreparedSequence], ap: bool = True, track: 
 
 
 def evaluate(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, ap: bool = True, track: bool = True,
-             mot_engine: str = "motmetrics") -> dict[str, Any]:
+             mot_engine: str = "fast") -> dict[str, Any]:
     """Evaluate a prediction folder against a GT folder like ``poseval --evalPoseEstimation
     --evalPoseTracking``.
 
     Returns {"AP", "MOTA", "MOTP", "Prec", "Rec"} -> {"per_joint": {joint name: value}, "Head", "Shou",
     "Elb", "Wri", "Hip", "Knee", "Ankl", "Total": value} with unrounded floats (NaN where poseval has
-    NaN); a metric that was not requested maps to None. ``mot_engine`` "fast" or "motmetrics" (the real
-    MOTAccumulator per joint per sequence; same numbers, slower).
+    NaN); a metric that was not requested maps to None. ``mot_engine`` "fast" (default) or "motmetrics" (the
+    real MOTAccumulator per joint per sequence, the cross-check engine; same numbers, slower).
     """
     pairs = load_pairs(gt_dir, pred_dir)
     if track:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,21 @@ def load_json(path: str | os.PathLike) -> Any:
         raise format_error(f"not a UTF-8 JSON file ({exc})", path) from None
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file + os.replace, so readers never see half a file."""
+def atomic_write_chunks(path: str | os.PathLike, chunks: Iterable[str]) -> None:
+    """Write the text ``chunks`` to ``path`` through a temporary file + fsync + os.replace, so readers never see
+    half a file (streamed: the chunks need not fit in memory). The file gets the usual mode (0666 & ~umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -40,6 +46,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write_chunks`)."""
+    atomic_write_chunks(path, (text,))
 
 
 def json_number(v: float) -> float | int:

@@ -2,11 +2,12 @@
 
 Two engines give the same counts:
 
-* ``"motmetrics"`` (the default of ``evaluate`` and ``posetrack eval``): exactly poseval's loop, one real
+* ``"motmetrics"`` (the cross-check engine, ``--mot-engine motmetrics``): exactly poseval's loop, one real
   ``motmetrics.MOTAccumulator(auto_id=True)`` per joint per sequence, ``metrics.create().compute(...)`` for
   the counts and ``acc.events['D'].sum()`` (RAW rows included, the motmetrics >= 1.2 MOTP quirk) for the
   distance sum. Slow (~0.2-1 ms per update).
-* ``"fast"``: the same event rules as ``MOTAccumulator.update`` of the installed motmetrics
+* ``"fast"`` (the default of ``evaluate`` and ``posetrack eval``, identical to the official tool on real
+  sequences): the same event rules as ``MOTAccumulator.update`` of the installed motmetrics
   (1.4.0), replayed with plain dict/set state per joint: (1) keep last frame's pairing if its distance
   is finite, (2) ``motmetrics.lap.linear_sum_assignment`` on the rest (same solver, same masked matrix,
   so the same tie-breaking), SWITCH = object previously paired with another hypothesis, plus the

@@ -187,6 +187,9 @@ def parse_posetrack18(data: dict, path: Any = "<memory>", role: str = "pred") ->
             frame_of.setdefault(ai, (ii, pi))
         frame_defs.append((ii, im, idx))
     attached = {ai for im in images for ai in by_image.get(fields.hashable(im["id"]), [])}
+    if len(attached) < len(anns):
+        fields.warn(seq_warn, f"{path}: {len(anns) - len(attached)} of {len(anns)} annotations have an 'image_id' "
+                              f"that matches no image (field 'annotations.image_id'); poseval ignores them")
     karr, sarr, has_scores, tids_all, heads_all, boxes_all, pscores_all = _annotation_arrays(
         anns, n_slots, need_scores, path, role, frame_of, attached)
     if role == "pred":

@@ -55,7 +55,10 @@ def build_associator(cfg: TrackConfig, sigmas: tuple[float, ...]):
 
     a = cfg.association
     return PoseAssociator(min_similarity=a.min_similarity, max_lost_frames=a.max_lost_frames,
-                          keypoint_score_threshold=a.keypoint_threshold, method=a.match, sigmas=sigmas)
+                          keypoint_score_threshold=a.keypoint_threshold, method=a.match, sigmas=sigmas,
+                          min_hits=a.min_hits, confirm_score=a.confirm_score, max_lost_seconds=a.max_lost_seconds,
+                          reid_min_similarity=a.reid_min_similarity, reid_gate=a.reid_gate,
+                          reid_gate_rate=a.reid_gate_rate)
 
 
 def build_tracker(cfg: TrackConfig, estimator=None, detector=None, flow=None,
@@ -71,5 +74,15 @@ def build_tracker(cfg: TrackConfig, estimator=None, detector=None, flow=None,
         detector = build_detector(cfg, sequence)
     if flow is None:
         flow = build_flow(cfg)
+    from association.appearance import PoseAppearance
+    from association.smoothing import KeypointSmoother
+
+    o = cfg.output
+    smoother = None
+    if o.smooth_files or o.smooth_render:
+        smoother = KeypointSmoother(min_cutoff=o.smooth_min_cutoff, beta=o.smooth_beta, d_cutoff=1.0,
+                                    score_threshold=o.keypoint_threshold, forget_after=1.0)
+    appearance = PoseAppearance(estimator.layout) if cfg.association.appearance else None
     return PoseTracker(estimator, detector, flow, build_associator(cfg, estimator.layout.sigmas),
-                       build_propagation(cfg))
+                       build_propagation(cfg), appearance=appearance, cut_threshold=cfg.association.cut_threshold,
+                       fill_gaps=o.fill_gaps, smoother=smoother, smooth_files=o.smooth_files)

@@ -87,11 +87,13 @@ class BlazePoseDetectorConfig:
     kind: Literal["blazepose"] = "blazepose"
     score_threshold: float = 0.4       # tiles holding two overlapping people score 0.4-0.5
     tile_scales: list[float] = field(default_factory=lambda: [1.0, 0.6])  # tile sizes / the short side
+    max_views: int = 32                # full frame + tiles per frame at most (larger tiles past it, with a warning)
 
     def __post_init__(self) -> None:
-        _check_fraction(self.score_threshold, "detector.score_threshold")
+        _check_fraction(self.score_threshold, "detector.score_threshold", low_open=True)
         _require(len(self.tile_scales) > 0 and all(0.0 < s <= 1.0 for s in self.tile_scales),
                  "detector.tile_scales", f"expected fractions in (0, 1], got {self.tile_scales}")
+        _require(self.max_views >= 1, "detector.max_views", f"expected >= 1, got {self.max_views}")
 
 
 @dataclass
@@ -106,8 +108,8 @@ class TorchvisionDetectorConfig:
     batch_size: int = 1
 
     def __post_init__(self) -> None:
-        _check_fraction(self.score_threshold, "detector.score_threshold")
-        _check_fraction(self.nms_iou, "detector.nms_iou")
+        _check_fraction(self.score_threshold, "detector.score_threshold", low_open=True)
+        _check_fraction(self.nms_iou, "detector.nms_iou", low_open=True)
         _require(self.batch_size >= 1, "detector.batch_size", f"expected >= 1, got {self.batch_size}")
 
 
@@ -121,7 +123,7 @@ class MMDetDetectorConfig:
     score_threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        _check_fraction(self.score_threshold, "detector.score_threshold")
+        _check_fraction(self.score_threshold, "detector.score_threshold", low_open=True)
 
 
 @dataclass
@@ -134,7 +136,7 @@ class PrecomputedDetectorConfig:
     score_threshold: float = 0.4       # MMPose's PoseTrack18 configs: det_bbox_thr=0.4
 
     def __post_init__(self) -> None:
-        _check_fraction(self.score_threshold, "detector.score_threshold")
+        _check_fraction(self.score_threshold, "detector.score_threshold", low_open=True)
 
 
 @dataclass
@@ -145,8 +147,24 @@ class GroundTruthDetectorConfig:
     file: str | None = None         # required to run (--detections)
 
 
+@dataclass
+class CenterNetDetectorConfig:
+    """CenterNet (MobileNetV3, COCO), a converted TF.js graph; weights from `posetrack weights fetch`."""
+
+    kind: Literal["centernet"] = "centernet"
+    weights: str | None = None      # centernet.json (with its .bin); None = the fetched copy in the weights cache
+    score_threshold: float = 0.3       # person heatmap peak (sigmoid)
+    nms_iou: float = 0.5
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        _check_fraction(self.score_threshold, "detector.score_threshold", low_open=True)
+        _check_fraction(self.nms_iou, "detector.nms_iou", low_open=True)
+        _require(self.batch_size >= 1, "detector.batch_size", f"expected >= 1, got {self.batch_size}")
+
+
 DetectorConfig = (BlazePoseDetectorConfig | TorchvisionDetectorConfig | MMDetDetectorConfig
-                  | PrecomputedDetectorConfig | GroundTruthDetectorConfig)
+                  | PrecomputedDetectorConfig | GroundTruthDetectorConfig | CenterNetDetectorConfig)
 
 # ------------------------------------------------------------------------------------------------ flow
 FLOW_SCALE = 0.5  # the flow is computed at this fraction of the resolution
@@ -212,10 +230,14 @@ class PropagationConfig:
     keypoint_threshold: float = 0.3    # keypoints scoring below this do not shape propagated boxes
     min_score: float = 0.3             # a propagated pose whose mean keypoint score is below this is dropped
     pose_nms_oks: float | None = 0.7  # drop a pose whose OKS with a better one exceeds this (None = off)
+    duplicate_oks: float = 0.5         # a propagated pose whose OKS with a detected pose exceeds this is dropped
+    max_frames: int = 25               # a track is propagated at most this many frames without a detection
 
     def __post_init__(self) -> None:
         _require(self.det_interval >= 1, "propagation.det_interval", f"must be >= 1, got {self.det_interval}")
-        _check_fraction(self.nms_iou, "propagation.nms_iou")
+        _check_fraction(self.duplicate_oks, "propagation.duplicate_oks")
+        _require(self.max_frames >= 1, "propagation.max_frames", f"expected >= 1, got {self.max_frames}")
+        _check_fraction(self.nms_iou, "propagation.nms_iou", low_open=True)
         _require(self.box_enlarge >= 0, "propagation.box_enlarge", f"expected >= 0, got {self.box_enlarge}")
         _check_fraction(self.keypoint_threshold, "propagation.keypoint_threshold")
         _check_fraction(self.min_score, "propagation.min_score")
@@ -231,8 +253,25 @@ class AssociationConfig:
     max_lost_frames: int = 5           # frames a lost track stays matchable
     keypoint_threshold: float = 0.2    # keypoints scoring below this do not count in OKS
     match: Literal["greedy", "hungarian"] = "greedy"
+    min_hits: int = 3                  # matched frames in a row that confirm a track (1 = no life cycle)
+    confirm_score: float | None = 0.85  # a pose score that confirms its track at once (None = never)
+    max_lost_seconds: float = 3.0      # a lost confirmed track stays re-identifiable this long (0 = off)
+    reid_min_similarity: float = 0.5   # appearance (and motion-gate) similarity for re-identification
+    reid_gate: float = 1.0             # motion gate radius in person sizes ...
+    reid_gate_rate: float = 1.0        # ... plus this many person sizes per second lost
+    appearance: bool = True            # colour histograms along the pose as the re-identification cue
+    cut_threshold: float | None = 40.0  # mean grey-level change (0-255) that marks a camera cut (None = off)
 
     def __post_init__(self) -> None:
+        _require(self.min_hits >= 1, "association.min_hits", f"expected >= 1, got {self.min_hits}")
+        _require(self.max_lost_seconds >= 0, "association.max_lost_seconds",
+                 f"expected >= 0, got {self.max_lost_seconds}")
+        _check_fraction(self.reid_min_similarity, "association.reid_min_similarity")
+        _require(self.reid_gate >= 0 and self.reid_gate_rate >= 0, "association.reid_gate",
+                 f"reid_gate and reid_gate_rate must be >= 0, got {self.reid_gate}, {self.reid_gate_rate}")
+        if self.cut_threshold is not None:
+            _require(0 < self.cut_threshold <= 255, "association.cut_threshold",
+                     f"expected a grey-level change in (0, 255], got {self.cut_threshold}")
         _check_fraction(self.min_similarity, "association.min_similarity")
         _require(self.max_lost_frames >= 0, "association.max_lost_frames",
                  f"expected >= 0, got {self.max_lost_frames}")
@@ -245,9 +284,19 @@ class OutputConfig:
     render: bool = False
     render_fps: float | None = None  # None = the source's frame rate
     keypoint_threshold: float = 0.3     # for drawing
-    flush_every: int = 10               # rewrite the JSON files every N frames (always at the end)
+    flush_every: int = 10               # append the frames to the journal and fsync it every N frames
+    fill_gaps: int = 5                  # frames of a confirmed track's gap interpolated in the files (0 = off)
+    smooth_files: bool = False          # One-Euro smoothing of the keypoints written to the JSON files
+    smooth_render: bool = True          # ... of the keypoints drawn (rendered video, live window)
+    smooth_min_cutoff: float = 1.0      # Hz, One-Euro cutoff at rest (lower = smoother, more lag)
+    smooth_beta: float = 0.01           # Hz per px/s, how fast the cutoff rises with speed
 
     def __post_init__(self) -> None:
+        _require(self.fill_gaps >= 0, "output.fill_gaps", f"expected >= 0, got {self.fill_gaps}")
+        _require(self.smooth_min_cutoff > 0 and self.smooth_beta >= 0, "output.smooth_min_cutoff",
+                 f"smooth_min_cutoff must be > 0 and smooth_beta >= 0, got {self.smooth_min_cutoff}, "
+                 f"{self.smooth_beta}")
+        _require(len(self.formats) > 0, "output.formats", f"expected at least one of {', '.join(OUTPUT_FORMATS)}")
         bad = [f for f in self.formats if f not in OUTPUT_FORMATS]
         _require(not bad, "output.formats", f"unknown format(s) {bad}; valid: {', '.join(OUTPUT_FORMATS)}")
         _require(self.flush_every >= 1, "output.flush_every", f"expected >= 1, got {self.flush_every}")

@@ -80,8 +80,9 @@ def coco_results(poses, boxes: np.ndarray, box_scores: np.ndarray, image_id) -> 
     """COCO keypoint results: one dict per person (keypoints flattened x, y, score; ``bbox`` xywh input box)."""
     from eval_posetrack import coco_keypoint_results
 
+    box_score = np.round(np.asarray(box_scores, np.float64), 6)
     return coco_keypoint_results(image_id, poses.keypoints, poses.keypoint_scores, poses.pose_scores,
-                                 boxes=boxes, extra={"box_score": np.round(np.asarray(box_scores, np.float64), 6)}, digits=3)
+                                 boxes=boxes, extra={"box_score": box_score}, digits=3)
 
 
 def render_poses(image: np.ndarray, poses, boxes: np.ndarray, box_scores: np.ndarray, threshold: float,

@@ -13,10 +13,19 @@ Per frame::
                                   ▼
             estimator.estimate(image, boxes, scores, roi_points) ──► Poses
                                   │
-            Propagation.prune: weak propagated poses, OKS pose NMS (the estimator's layout sigmas)
-                                  │
+            Propagation.prune: weak propagated poses, propagated duplicates of detected poses, OKS pose NMS
+                                  │ (the estimator's layout sigmas); every box = its pose's extent
                                   ▼
-            associator.update: OKS against the warped tracks, greedy matching ──► PoseRecord with track ids
+            associator.update: OKS against the warped tracks, greedy matching, life cycle, re-identification
+                                  │ by motion gate + appearance (colour histograms along the pose)
+                                  ▼ ──► PoseRecord with track ids and ``confirmed`` (step's result, live)
+            finalise: only confirmed tracks, tentative frames written back, short gaps interpolated, smoothing
+                                  ──► what files and the renderer get (``run`` / ``finalise`` / ``finish``)
+
+A track is propagated only while its re-estimated pose stays credible (mean calibrated keypoint score >=
+min_score), does not duplicate a detected pose (OKS <= duplicate_oks) and for at most ``max_frames`` frames
+without a detection. A camera cut (the mean grey-level change of a thumbnail above ``cut_threshold``) drops
+the flow of that frame and resets the tracks' motion; their appearance is kept for re-identification.
 
 Without flow (flow "none") nothing is propagated: the detector runs every frame, association has no motion
 compensation.
@@ -34,12 +43,14 @@ import numpy as np
 import torch
 from torchvision.ops import nms
 
-from association import PoseAssociator, boxes_from_keypoints
+from association import PoseAssociator, boxes_from_keypoints, oks_matrix
+from association.appearance import PoseAppearance
 from association.keypoints import KeypointLayout
 from association.nms import oks_nms
+from association.smoothing import KeypointSmoother
 from flow import warp_points
 
-from .record import ORIGIN_DETECTED, ORIGIN_PROPAGATED, Candidates, PoseRecord
+from .record import ORIGIN_DETECTED, ORIGIN_PROPAGATED, Candidates, PoseRecord, TrackFinaliser
 from .sources import Frame
 
 
@@ -88,6 +99,9 @@ class Propagation:
     pose_nms_oks: after estimation, poses whose OKS with a better-scoring pose exceeds this are dropped (a
         detected and a propagated box of different extent on one person give the same pose twice; box NMS
         alone cannot merge them). None disables it.
+    duplicate_oks: a propagated pose whose OKS with a detected pose of the frame exceeds this is dropped (the
+        detected one is kept, whatever the scores).
+    max_frames: a track is propagated for at most this many frames in a row without a detected pose.
     Every value is explicit; the tracking config (``propagation:``) holds the defaults.
     """
 
@@ -97,10 +111,14 @@ class Propagation:
     keypoint_threshold: float
     min_score: float
     pose_nms_oks: float | None
+    duplicate_oks: float
+    max_frames: int
 
     def __post_init__(self) -> None:
         if self.det_interval < 1:
             raise ValueError(f"det_interval must be >= 1, got {self.det_interval}")
+        if self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
 
     def detect_now(self, step: int, can_propagate: bool) -> bool:
         """Whether the detector runs on frame number ``step`` (always when nothing can be propagated)."""
@@ -128,13 +146,34 @@ class Propagation:
         keep = nms(torch.from_numpy(candidates.boxes), torch.from_numpy(candidates.scores), self.nms_iou)
         return candidates[keep.numpy()]
 
-    def prune(self, record: PoseRecord, sigmas: tuple[float, ...]) -> PoseRecord:
-        """Drop weak propagated poses, then duplicate poses by OKS NMS (``sigmas``: the layout's (K,))."""
-        weak = (record.origin == ORIGIN_PROPAGATED) & (record.keypoint_scores.mean(axis=1) < self.min_score)
+    def prune(self, record: PoseRecord, sigmas: tuple[float, ...], image_size: tuple[int, int] | None = None
+              ) -> PoseRecord:
+        """Drop weak propagated poses, propagated duplicates of detected poses, then duplicate poses by OKS
+        NMS (``sigmas``: the layout's (K,)); each kept pose's box becomes its keypoints' extent (enlarged by
+        box_enlarge, clipped to ``image_size`` (width, height) px) where it has 2+ keypoints above the
+        keypoint threshold (else the box it was estimated in stays)."""
+        propagated = record.origin == ORIGIN_PROPAGATED
+        weak = propagated & (record.keypoint_scores.mean(axis=1) < self.min_score)
         record = record[~weak]
+        propagated = record.origin == ORIGIN_PROPAGATED
+        if propagated.any() and (~propagated).any():
+            det = ~propagated
+            sim = oks_matrix(record.keypoints[propagated], record.keypoints[det], boxes_b=record.boxes[det],
+                             scores_a=record.keypoint_scores[propagated], scores_b=record.keypoint_scores[det],
+                             score_threshold=self.keypoint_threshold, sigmas=sigmas)
+            dup = np.zeros(len(record), bool)
+            dup[np.flatnonzero(propagated)] = (sim > self.duplicate_oks).any(axis=1)
+            record = record[~dup]
         if self.pose_nms_oks is not None and len(record) > 1:
             record = record[oks_nms(record.keypoints, record.pose_scores, record.boxes, self.pose_nms_oks,
                                     record.keypoint_scores, self.keypoint_threshold, sigmas=sigmas)]
+        if len(record):
+            extent = boxes_from_keypoints(record.keypoints, record.keypoint_scores, self.keypoint_threshold,
+                                          enlarge=self.box_enlarge, image_size=image_size)
+            usable = (record.keypoint_scores >= self.keypoint_threshold).sum(axis=1) >= 2
+            ok = (usable & np.isfinite(extent).all(axis=1) & (extent[:, 2] > extent[:, 0])
+                  & (extent[:, 3] > extent[:, 1]))
+            record.boxes = np.where(ok[:, None], extent, record.boxes).astype(np.float32)
         return record
 
 
@@ -157,10 +196,21 @@ class PoseTracker:
             every frame) and association without motion compensation.
         associator: a fresh PoseAssociator with the estimator's layout sigmas.
         propagation: the Propagation settings.
+        appearance: the re-identification cue computed per pose (``PoseAppearance`` with the estimator's
+            layout), or None: re-identification by the motion gate only.
+        cut_threshold: mean absolute grey-level change (0-255, 64x36 thumbnails) above which a frame starts a
+            new shot (``associator.camera_cut()``, no flow into it); None = never.
+        fill_gaps: gaps of a confirmed track of at most this many frames are interpolated in what
+            ``finalise`` returns (0 = none).
+        smoother: One-Euro filter of the finalised keypoints, or None. smooth_files: True = the smoothed
+            keypoints replace the raw ones; False = they go to ``extras["display_keypoints"]`` (drawn, not
+            written; ``PoseRecord.for_display``).
     """
 
     def __init__(self, estimator: _Estimator, detector: _Detector, flow: _Flow | None,
-                 associator: PoseAssociator, propagation: Propagation) -> None:
+                 associator: PoseAssociator, propagation: Propagation, *,
+                 appearance: PoseAppearance | None = None, cut_threshold: float | None = None,
+                 fill_gaps: int = 0, smoother: KeypointSmoother | None = None, smooth_files: bool = False) -> None:
         layout = estimator.layout
         if tuple(associator.sigmas) != tuple(layout.sigmas):
             raise ValueError(f"associator: its OKS sigmas ({len(associator.sigmas)}) are not the estimator's "
@@ -172,17 +222,31 @@ class PoseTracker:
         self.associator = associator
         self.propagation = propagation
         self.layout = layout
+        if appearance is not None and appearance.layout.num_keypoints != layout.num_keypoints:
+            raise ValueError(f"appearance: built for layout {appearance.layout.name!r}, the estimator's is "
+                             f"{layout.name!r}")
+        self.appearance = appearance
+        self.cut_threshold = cut_threshold
+        self.fill_gaps = int(fill_gaps)
+        self.smoother = smoother
+        self.smooth_files = smooth_files
         self.times = StageTimes()
-        self._prev_image: np.ndarray | None = None
-        self._prev: PoseRecord | None = None
-        self._steps = 0
+        self.cuts = 0
+        self.reset()
 
     def reset(self) -> None:
         """Forget all tracks (ids keep counting up: ids are never reused by one tracker)."""
         self.associator.reset(restart_ids=False)
-        self._prev_image = None
-        self._prev = None
+        self._prev_image: np.ndarray | None = None
+        self._prev_thumb: np.ndarray | None = None
+        self._prev: PoseRecord | None = None
+        self._undetected: dict[int, int] = {}  # track id -> frames in a row without a detected pose
         self._steps = 0
+        gaps = self.fill_gaps
+        self._finaliser = TrackFinaliser(delay=max(self.associator.min_hits - 1, gaps + 1 if gaps else 0),
+                                         max_gap=gaps)
+        if self.smoother is not None:
+            self.smoother.reset()
 
     def step(self, frame: Frame) -> PoseRecord:
         """Process one frame; returns its poses with track ids (all in image pixels)."""
@@ -190,6 +254,13 @@ class PoseTracker:
         h, w = image.shape[:2]
         t = time.perf_counter
         prop = self.propagation
+
+        # 0. a camera cut: the tracks keep their appearance, lose their motion; nothing is carried over
+        if self._is_cut(image):
+            self.associator.camera_cut()
+            self._prev = None
+            self._prev_image = None
+            self.cuts += 1
 
         # 1. flow from the previous frame; every track's last pose warped once, for propagation and association
         flow = None
@@ -210,9 +281,12 @@ class PoseTracker:
             parts.append(Candidates.of(det.boxes, det.scores, ORIGIN_DETECTED, det.roi_points))
         t0 = t()
         if previous is not None and flow is not None:
+            alive = np.array([self._undetected.get(int(t), 0) < prop.max_frames for t in previous.track_ids], bool)
+            previous = previous[alive]
             row = {int(tid): i for i, tid in enumerate(tracks.track_ids)}
             warped = tracks.keypoints[[row[int(tid)] for tid in previous.track_ids]]
-            parts.append(prop.propagate(previous, warped, flow, (w, h)))
+            if len(previous):
+                parts.append(prop.propagate(previous, warped, flow, (w, h)))
         candidates = prop.merge(Candidates.concatenate(parts))
         self.times.add("propagate+nms", t() - t0)
 
@@ -224,15 +298,25 @@ class PoseTracker:
             rec = PoseRecord(candidates.boxes, candidates.scores, poses.keypoints, poses.keypoint_scores,
                              poses.pose_scores, origin=candidates.origin, frame_index=frame.index,
                              timestamp=frame.timestamp, roi_points=poses.roi_points, extras=dict(poses.extras))
-            rec = prop.prune(rec, self.layout.sigmas)
+            rec = prop.prune(rec, self.layout.sigmas, (w, h))
         else:
             rec = PoseRecord.empty(self.layout.num_keypoints, frame.index, frame.timestamp)
         self.times.add("estimate", t() - t0)
 
-        # 4. association against the warped tracks
+        # 4. association against the warped tracks (appearance descriptors for re-identification)
         t0 = t()
-        rec.track_ids = self.associator.update(rec.keypoints, rec.keypoint_scores, rec.boxes)
+        desc = None
+        if self.appearance is not None:
+            desc = self.appearance.describe(image, rec.keypoints, rec.keypoint_scores)
+        self.times.add("appearance", t() - t0)
+        t0 = t()
+        timestamp = frame.timestamp if np.isfinite(frame.timestamp) else None
+        rec.track_ids = self.associator.update(rec.keypoints, rec.keypoint_scores, rec.boxes,
+                                               pose_scores=rec.pose_scores, timestamp=timestamp, descriptors=desc)
+        rec.confirmed = self.associator.last_confirmed.copy()
         self.times.add("associate", t() - t0)
+        self._undetected = {int(tid): 0 if o == ORIGIN_DETECTED else self._undetected.get(int(tid), 0) + 1
+                            for tid, o in zip(rec.track_ids, rec.origin)}
 
         self._prev_image = image
         self._prev = rec
@@ -240,7 +324,48 @@ class PoseTracker:
         self.times.frames += 1
         return rec
 
-    def run(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, PoseRecord]]:
-        """Iterate a source (any iterable of Frame), yielding ``(frame, record)`` as frames are tracked."""
+    def _is_cut(self, image: np.ndarray) -> bool:
+        """Whether ``image`` starts a new shot (see cut_threshold); remembers its thumbnail."""
+        if self.cut_threshold is None:
+            return False
+        import cv2
+
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        thumb = cv2.resize(grey, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
+        prev, self._prev_thumb = self._prev_thumb, thumb
+        return prev is not None and float(np.abs(thumb - prev).mean()) > self.cut_threshold
+
+    # -- what files and displays get ---------------------------------------------------------------------
+    def finalise(self, frame: Frame, record: PoseRecord) -> list[tuple[Frame, PoseRecord]]:
+        """Hand one tracked frame (``step``'s result) over; returns the frames that are final now, oldest first:
+        only confirmed tracks (a track's tentative frames written back once it is confirmed), gaps of at most
+        ``fill_gaps`` frames interpolated, keypoints smoothed (see the constructor). Frames come out at most
+        ``max(min_hits - 1, fill_gaps + 1)`` frames late; ``finish()`` returns the rest at the end."""
+        return [self._smooth(f, r) for f, r in self._finaliser.push(frame, record, record.confirmed)]
+
+    def finish(self) -> list[tuple[Frame, PoseRecord]]:
+        """The frames still held by ``finalise`` (call once at the end of the source)."""
+        return [self._smooth(f, r) for f, r in self._finaliser.flush()]
+
+    def _smooth(self, frame: Frame, record: PoseRecord) -> tuple[Frame, PoseRecord]:
+        if self.smoother is None or not len(record):
+            return frame, record
+        ts = frame.timestamp if np.isfinite(frame.timestamp) else frame.index / 25.0
+        smoothed = self.smoother.update(record.track_ids, record.keypoints, record.keypoint_scores, ts)
+        if self.smooth_files:
+            record.keypoints = smoothed
+        else:
+            record.extras["display_keypoints"] = smoothed
+        return frame, record
+
+    def run(self, frames: Iterable[Frame], final: bool = True) -> Iterator[tuple[Frame, PoseRecord]]:
+        """Iterate a source (any iterable of Frame), yielding ``(frame, record)``: final records (``finalise``,
+        a few frames late) by default, or every frame's live record as it is tracked (``final=False``)."""
         for frame in frames:
-            yield frame, self.step(frame)
+            record = self.step(frame)
+            if final:
+                yield from self.finalise(frame, record)
+            else:
+                yield frame, record
+        if final:
+            yield from self.finish()

@@ -132,11 +132,15 @@ class FrameSource:
 
 
 class VideoFileSource(FrameSource):
-    """A video file decoded with decord, ``chunk_size`` frames at a time via ``get_batch``.
+    """A video file decoded with decord, ``chunk_size`` frames at a time via ``get_batch``, or with OpenCV
+    (``cv2.VideoCapture``, frame by frame) where decord fails: when decord cannot open the file (a GIF:
+    "broken metadata") or returns nonsense (a 16x16 or 1x1 video comes out as 6- or 96-channel frames).
+    ``backend`` says which one reads the file.
 
-    Timestamps are decord's per-frame presentation start times (seconds). decord returns RGB; frames are
-    converted to BGR. A chunk that fails to decode is retried frame by frame and only the failing frames
-    are skipped (with a :class:`FrameSkippedWarning`).
+    Timestamps are decord's per-frame presentation start times (seconds), or OpenCV's positions. decord
+    returns RGB; frames are converted to BGR. A chunk that fails to decode is retried frame by frame (a frame
+    that fails again is tried once more on a freshly opened reader, whose decoder state the failure has not
+    spoilt) and only the frames that still fail are skipped (with a :class:`FrameSkippedWarning`).
     """
 
     def __init__(self, path: str | os.PathLike, chunk_size: int = 8, num_threads: int = 0):
@@ -150,17 +154,60 @@ class VideoFileSource(FrameSource):
         except ImportError as exc:  # pragma: no cover - decord is a hard dependency
             raise SourceError(f"cannot read video {self.path}: decord is not installed ({exc})") from exc
         self._decord = decord
-        try:
-            self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)
-        except Exception as exc:  # decord raises DECORDError / RuntimeError for broken containers
-            raise SourceError(f"cannot open video {self.path}: {_one_line(exc)}") from exc
+        self._num_threads = num_threads
         self.chunk_size = int(chunk_size)
         self.name = self.path.stem
+        self.backend = "decord"
+        self._cap: cv2.VideoCapture | None = None
+        try:
+            self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)
+            problem = None if len(self._reader) else "no frames"
+            if problem is None:
+                first = self._reader[0].asnumpy()
+                if first.ndim != 3 or first.shape[2] != 3:
+                    problem = f"frames of shape {first.shape}"
+        except Exception as exc:  # decord raises DECORDError / RuntimeError for broken containers
+            problem = _one_line(exc)
+        if problem is not None:
+            self._reader = None
+            self._open_opencv(problem)
+            return
         self.num_frames = len(self._reader)
-        if self.num_frames == 0:
-            raise SourceError(f"video {self.path} has no decodable frames")
         fps = float(self._reader.get_avg_fps())
         self.fps = fps if np.isfinite(fps) and fps > 0 else DEFAULT_FOLDER_FPS
+
+    def _open_opencv(self, decord_problem: str) -> None:
+        """Read the file with OpenCV instead (decord said ``decord_problem``); SourceError naming both."""
+        cap = cv2.VideoCapture(str(self.path))
+        ok, image = cap.read() if cap.isOpened() else (False, None)
+        if not ok or image is None:
+            cap.release()
+            raise SourceError(f"cannot open video {self.path}: decord: {decord_problem}; OpenCV cannot read a "
+                              f"frame of it either")
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        logger.info("%s: decord gives %s; reading it with OpenCV", self.path, decord_problem)
+        self.backend = "opencv"
+        self._cap = cap
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.num_frames = count if count > 0 else None
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if np.isfinite(fps) and 0 < fps <= 1000 else DEFAULT_FOLDER_FPS
+
+    def _iter_opencv(self) -> Iterator[Frame]:
+        assert self._cap is not None
+        index = 0
+        while True:
+            ok, image = self._cap.read()
+            if not ok or image is None:
+                return
+            if image.ndim == 2:
+                image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+            elif image.shape[2] == 4:
+                image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+            pos = float(self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
+            timestamp = pos if np.isfinite(pos) and pos > 0 else index / self.fps
+            yield Frame(index=index, timestamp=timestamp, image=np.ascontiguousarray(image), name=f"{index:06d}")
+            index += 1
 
     def _timestamps(self, indices: list[int]) -> np.ndarray:
         """(len(indices),) float64 seconds: decord's start times, or index / fps when unavailable."""
@@ -183,13 +230,26 @@ class VideoFileSource(FrameSource):
         for i in indices:
             try:
                 out.append((i, self._reader[i].asnumpy()))
+                continue
+            except Exception:  # noqa: BLE001 - decord's errors have no common class
+                pass
+            try:  # a failed decode can leave the reader's decoder in a bad state: retry on a fresh reader
+                self._reader = self._decord.VideoReader(str(self.path), ctx=self._decord.cpu(0),
+                                                        num_threads=self._num_threads)
+                out.append((i, self._reader[i].asnumpy()))
             except Exception as exc:
                 _warn_skip(str(self.path), i, _one_line(exc))
         return out
 
     def __iter__(self) -> Iterator[Frame]:
+        if self.backend == "opencv":
+            if self._cap is None:
+                raise SourceError(f"video {self.path} is closed")
+            yield from self._iter_opencv()
+            return
         if self._reader is None:
             raise SourceError(f"video {self.path} is closed")
+        assert self.num_frames is not None
         for start in range(0, self.num_frames, self.chunk_size):
             indices = list(range(start, min(start + self.chunk_size, self.num_frames)))
             decoded = self._decode_chunk(indices)
@@ -205,6 +265,9 @@ class VideoFileSource(FrameSource):
 
     def close(self) -> None:
         self._reader = None
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
 
 
 class CaptureSource(FrameSource):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ DETECTOR_INPUT_SIZE = 224
 NUM_ANCHORS = 2254
 DETECTOR_STRIDES = (8, 16, 32, 32, 32)
 NMS_IOU = 0.3  # min_suppression_threshold of the compiled graph
+MAX_VIEWS = 32  # views (full frame + tiles) per frame at most: bounded work whatever the frame's shape
 
 
 def ssd_anchors(input_size: int = DETECTOR_INPUT_SIZE, strides: Sequence[int] = DETECTOR_STRIDES) -> np.ndarray:
@@ -89,22 +91,45 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = N
     return clusters
 
 
-def view_squares(width: int, height: int, scales: Sequence[float], overlap: float, full_frame: bool) -> Rois:
+class ViewCapWarning(RuntimeWarning):
+    """The frame's shape asked for more detector views than ``max_views``: tiles were made larger."""
+
+
+def view_squares(width: int, height: int, scales: Sequence[float], overlap: float, full_frame: bool,
+                 max_views: int | None = None) -> Rois:
     """The square views the detector looks at, as axis-aligned ``Rois`` in image pixels.
 
     Full frame: the square of side max(W, H) centred on the frame (MediaPipe's symmetric letterbox). Tiles:
     for each scale s, squares of side s x min(W, H), spread evenly from edge to edge so that neighbours
     overlap by at least ``overlap`` of the side. A tile as large as the frame is skipped (same as full frame).
+    max_views: at most this many views in all (None = no cap): the work per frame stays bounded whatever the
+    frame's shape (a 500 x 2 frame would otherwise ask for hundreds of 2-px tiles). When a scale's tiles do
+    not fit in what is left, its tiles are enlarged (x1.25 steps) until they do, with a :class:`ViewCapWarning`.
+    A 1280 x 720 frame with the default scales (1.0, 0.6) uses 12 views.
     """
+    if max_views is not None and max_views < 1:
+        raise BlazePoseInputError(f"BlazePoseDetector: max_views must be >= 1, got {max_views}")
     centers, sizes = [], []
     if full_frame:
         centers.append((width / 2, height / 2))
         sizes.append(max(width, height))
     short = min(width, height)
-    for s in scales:
+    for k, s in enumerate(scales):
         side = float(s) * short
         if side <= 0:
             raise BlazePoseInputError(f"BlazePoseDetector: tile scale {s} must be > 0")
+        if max_views is not None:  # leave one view for each scale still to come
+            budget = max(1, max_views - len(sizes) - (len(scales) - k - 1))
+            asked = side
+            while (side < max(width, height) and len(_tile_centres(width, side, overlap))
+                   * len(_tile_centres(height, side, overlap)) > budget):
+                side = min(side * 1.25, float(max(width, height)))
+            if side != asked:
+                warnings.warn(f"BlazePoseDetector: a {width}x{height} frame asks for more than {max_views} views; "
+                              f"tiles of scale {s:g} enlarged from {asked:.0f} to {side:.0f} px", ViewCapWarning,
+                              stacklevel=3)
+            if len(sizes) >= max_views:
+                break
         if side >= max(width, height) and full_frame:
             continue
         xs, ys = _tile_centres(width, side, overlap), _tile_centres(height, side, overlap)
@@ -163,6 +188,7 @@ class BlazePoseDetector:
     axis-aligned box around the rotated landmark ROI. truncation_margin: tile detections whose body circle,
     radius scaled by this, crosses a tile edge that is not an image edge are dropped (0 disables). min_size:
     people whose body radius is below this many pixels are dropped. All views run in one interpreter call.
+    max_views: at most this many views per frame (see ``view_squares``; None = no cap).
     """
 
     def __init__(self, detector_path: str | os.PathLike | None = None, *,
@@ -170,7 +196,7 @@ class BlazePoseDetector:
                  tiles: bool = True, scales: Sequence[float] = (1.0, 0.6), overlap: float = 0.3,
                  full_frame: bool = True, score_threshold: float = 0.4, nms_threshold: float = NMS_IOU,
                  truncation_margin: float = 0.8, box_mode: str = "body", min_size: float = 8.0,
-                 num_threads: int = 2, verify_weights: bool = True) -> None:
+                 num_threads: int = 2, verify_weights: bool = True, max_views: int | None = MAX_VIEWS) -> None:
         if box_mode not in ("body", "roi"):
             raise BlazePoseInputError(f"BlazePoseDetector: box_mode must be 'body' or 'roi', got {box_mode!r}")
         if not 0 <= overlap < 1:
@@ -201,6 +227,9 @@ class BlazePoseDetector:
         self.min_size = float(min_size)
         self.truncation_margin = float(truncation_margin)
         self.num_threads = int(num_threads)
+        if max_views is not None and max_views < 1:
+            raise BlazePoseInputError(f"BlazePoseDetector: max_views must be >= 1, got {max_views}")
+        self.max_views = max_views
         self.anchors = ssd_anchors()
         self.group_sizes = anchor_group_sizes()
 
@@ -220,7 +249,7 @@ class BlazePoseDetector:
 
     def views(self, width: int, height: int) -> Rois:
         """The square views for a W x H frame (see ``view_squares``)."""
-        return view_squares(width, height, self.scales, self.overlap, self.full_frame)
+        return view_squares(width, height, self.scales, self.overlap, self.full_frame, self.max_views)
 
     def raw_detections(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every detection above the score threshold in every view of an (H, W, 3) uint8 BGR image, in image

@@ -2,7 +2,11 @@
 
 A :class:`PersonSample` is one person of one image (box, 17 keypoint slots, visibility). Loaders:
 - :func:`load_coco_gt` (pycocotools): ground-truth boxes; people without labelled keypoints and crowd
-  annotations are skipped (as the released HRNet / MSPN code); boxes are clipped to the image.
+  annotations are skipped (as the released HRNet / MSPN code); boxes are clipped to the image as HRNet's
+  ``_load_coco_keypoint_annotation_kernal`` does (a box clipped to zero width or height is kept, as there).
+
+Boxes stay float64: the authors compute the crop centre and scale from the float64 box and round only those
+to float32 (``estimators.geometry``), so rounding the box first would move some crops by one float32 step.
 - :func:`load_coco_detections`: a detection results file (``[{image_id, category_id, bbox xywh, score}]``,
   the format of HRNet's released ``COCO_val2017_detections_AP_H_56_person.json``) with a box score threshold.
 - :func:`load_posetrack`: PoseTrack 2018 (COCO-like) or 2017 (annolist) sequence files read with
@@ -59,7 +63,7 @@ class PersonSample:
     """One person of one image.
 
     image_path: the image file. image_id: COCO image id (PoseTrack: the running frame number of the set).
-    box: (4,) float32 xyxy image px. keypoints: (17, 2) float32 image px (COCO slots; PoseTrack18 slot
+    box: (4,) float64 xyxy image px. keypoints: (17, 2) float32 image px (COCO slots; PoseTrack18 slot
     names). visible: (17,) float32, > 0 = labelled (COCO v in {1, 2}). box_score: detector score (1 for GT).
     area: (COCO) segment area of the GT annotation, 0 for detections. frame_key: (sequence, frame index)
     for PoseTrack samples, None for COCO.
@@ -113,8 +117,9 @@ def _person_cat(coco, ann_file) -> int:
 
 
 def load_coco_gt(ann_file: str | os.PathLike, image_dir: str | os.PathLike) -> list[PersonSample]:
-    """Every non-crowd person with >= 1 labelled keypoint, with its GT box (clipped to the image, as the
-    released code's ``_load_coco_keypoint_annotation_kernal``). Sorted by image id, then annotation id."""
+    """Every non-crowd person with >= 1 labelled keypoint, with its GT box (float64, clipped to the image as the
+    released HRNet ``_load_coco_keypoint_annotation_kernal``: ``x2 = min(W - 1, x1 + max(0, w - 1))``, kept when
+    ``area > 0`` and ``x2 >= x1``, ``y2 >= y1``). Sorted by image id, then annotation id."""
     coco = _load_coco(ann_file)
     cat = _person_cat(coco, ann_file)
     out: list[PersonSample] = []
@@ -137,11 +142,11 @@ def load_coco_gt(ann_file: str | os.PathLike, image_dir: str | os.PathLike) -> l
             x1, y1 = max(0.0, x), max(0.0, y)
             x2 = min(width - 1, x1 + max(0.0, w - 1))
             y2 = min(height - 1, y1 + max(0.0, h - 1))
-            if ann.get("area", 1) <= 0 or x2 <= x1 or y2 <= y1:
+            if ann.get("area", 1) <= 0 or x2 < x1 or y2 < y1:
                 continue
             out.append(PersonSample(
                 image_path=str(Path(image_dir) / info["file_name"]), image_id=int(img_id),
-                box=np.array([x1, y1, x2, y2], np.float32), keypoints=k[:, :2].copy(),
+                box=np.array([x1, y1, x2, y2], np.float64), keypoints=k[:, :2].copy(),
                 visible=(k[:, 2] > 0).astype(np.float32), box_score=1.0, area=float(ann.get("area", w * h)),
                 extras={"annotation_id": int(ann["id"])}))
     return out
@@ -166,14 +171,14 @@ def load_coco_detections(det_file: str | os.PathLike, ann_file: str | os.PathLik
     idx = idx[np.argsort(dets.image_ids[idx], kind="stable")]
     return [PersonSample(
         image_path=str(Path(image_dir) / coco.imgs[int(dets.image_ids[i])]["file_name"]),
-        image_id=int(dets.image_ids[i]), box=dets.boxes[i].astype(np.float32),
+        image_id=int(dets.image_ids[i]), box=dets.boxes[i].astype(np.float64),
         keypoints=np.zeros((NUM_KEYPOINTS, 2), np.float32), visible=np.zeros(NUM_KEYPOINTS, np.float32),
         box_score=float(dets.scores[i]), area=0.0) for i in idx]
 
 
 # ------------------------------------------------------------------------------------------- PoseTrack
 def keypoint_box(keypoints: np.ndarray, visible: np.ndarray) -> np.ndarray | None:
-    """(4,) float32 xyxy image px: the extent of the labelled keypoints (K, 2) image px (``visible`` (K,) > 0),
+    """(4,) float64 xyxy image px: the extent of the labelled keypoints (K, 2) image px (``visible`` (K,) > 0),
     width and height enlarged by 15 % about its center (``association.boxes.boxes_from_keypoints``); None when
     the labelled points do not span a positive width and height."""
     vis = (np.asarray(visible).reshape(1, -1) > 0).astype(np.float64)

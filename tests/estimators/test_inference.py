@@ -141,7 +141,18 @@ def test_bad_inputs_raise_clear_value_errors():
         estimate(five, img, box, np.ones(1), input_size=INP, flip_pairs=P)
     with pytest.raises(InferenceError, match="flip pairs"):  # no default pairs: they come from the layout
         estimate(five, img, box, np.ones(1), input_size=INP)
+    with pytest.raises(InferenceError, match=r"boxes\[0\]: .*one side > 0"):
+        estimate(net, img, np.array([[10.0, 10, 10, 10]]), np.ones(1), input_size=INP, flip_pairs=P)
     assert issubclass(InferenceError, ValueError)
+
+
+@pytest.mark.parametrize("family", ["hrnet", "mspn"])
+def test_a_zero_width_box_is_cropped_from_its_height_as_released(family):
+    """COCO has GT boxes with x2 == x1; released HRNet keeps them (the aspect fix gives the crop its width)."""
+    net = MirrorNet(family).eval()
+    p = estimate(net, blob_image(100, 100), np.array([[100.0, 40, 100, 160]]), np.ones(1), input_size=INP,
+                 flip_pairs=P)
+    assert p.keypoints.shape == (1, 17, 2) and np.isfinite(p.keypoints).all()
 
 
 # ------------------------------------------------------------------------------------------ batching
@@ -223,7 +234,9 @@ def test_mirrored_input_gives_mirrored_keypoints(family, bx, by, half):
     expected[..., 0] = axis - expected[..., 0]
     np.testing.assert_allclose(pm.keypoints, expected, atol=1e-3 * max(k, 1))
     if family == "mspn":
-        np.testing.assert_allclose(pm.keypoint_scores, p.keypoint_scores[:, perm], rtol=1e-4)
+        # the released float32 centre/scale put the mirrored crop within ~1e-5 px of the exact mirror, so the
+        # bilinear crop values (and the scores read from the heatmaps) agree to ~1e-4, not to float precision
+        np.testing.assert_allclose(pm.keypoint_scores, p.keypoint_scores[:, perm], rtol=1e-3)
     # the blob is found: every joint lands within one heatmap cell of it
     assert np.abs(p.keypoints[0] - [bx, by]).max() < 4 * k + 1.0
 
@@ -259,6 +272,45 @@ def test_decoded_keypoints_land_where_the_heatmaps_say_in_image_pixels(kps, x0, 
     assert np.abs(p.keypoints[0] - cell_centre).max() <= 1.0 * px + 1e-3
     np.testing.assert_allclose(p.keypoint_scores[0], 1.0, rtol=1e-5)  # calibrated: a perfect peak scores 1
     assert p.pose_scores[0] == pytest.approx(0.8 * 1.5)  # released pose score, from the raw value/255 + 0.5
+
+
+def test_back_projection_is_the_released_arithmetic(coco_image):
+    """estimate() on fixed heatmaps with peaks everywhere, borders included (real COCO boxes, 256x192 input):
+    MSPN/RSN keypoints are ``decode_mspn`` (the released decoder, see test_codecs) mapped back exactly as the
+    released ``get_results``: ``x / 192 * S + c - S * 0.5`` with ``S = float32(200 * scale)``; HRNet keypoints are
+    the released ``transform_preds``: the inverse affine at heatmap size applied point by point (``np.dot``)."""
+    from estimators.codecs import decode_hrnet, decode_mspn
+
+    img, boxes = coco_image
+    boxes = np.concatenate([boxes.astype(np.float64), [[20.3, 11.7, 95.2, 230.9], [400.5, 80.25, 633.0, 420.0]]])
+    size, hm_size = (192, 256), (48, 64)
+    rng = np.random.default_rng(5)
+    pts = np.concatenate([rng.uniform(0, 1, (9, 2)) * [191.9, 255.9], [[0, 0], [191, 255], [1, 130], [190, 3],
+                                                                        [96, 0], [0, 255], [5, 250], [187, 7]]])
+    hm, _ = encode_mspn(pts, np.ones(17), hm_size, size, 5)
+    hm[3] = -np.abs(hm[3]) - 1.0  # an all-negative map
+    p = estimate(FixedHeatmaps("mspn", hm), img, boxes, np.ones(len(boxes)), input_size=size, flip_test=False)
+    c, s = box_to_center_scale_mspn(boxes, size[0] / size[1])
+    kps, _ = decode_mspn(np.broadcast_to(hm, (len(boxes), *hm.shape)))
+    big = s * np.float32(200)
+    expect = np.empty_like(kps)
+    for i in range(len(boxes)):  # released: kps[:, 0] / INPUT_SHAPE[1] * scales[i][0] + centers[i][0] - ...
+        expect[i, :, 0] = kps[i, :, 0] / size[0] * big[i][0] + c[i][0] - big[i][0] * 0.5
+        expect[i, :, 1] = kps[i, :, 1] / size[1] * big[i][1] + c[i][1] - big[i][1] * 0.5
+    np.testing.assert_array_equal(p.keypoints, expect.astype(np.float32))
+    assert p.keypoints[0, 3].tolist() == expect[0, 3].astype(np.float32).tolist()  # cell (0, 0) as released
+
+    hm, _ = encode_gaussian(pts, np.ones(17), hm_size, size)
+    hm[3] = -hm[3]
+    p = estimate(FixedHeatmaps("hrnet", hm), img, boxes, np.ones(len(boxes)), input_size=size, flip_test=False)
+    c, s = box_to_center_scale(boxes, size[0] / size[1])
+    coords, _ = decode_hrnet(np.broadcast_to(hm, (len(boxes), *hm.shape)))
+    expect = np.zeros((len(boxes), 17, 2))
+    for i in range(len(boxes)):
+        trans = get_affine_transforms(c[i:i + 1], s[i:i + 1], 0.0, hm_size, inv=True)[0]
+        for j in range(17):
+            expect[i, j] = np.dot(trans, np.array([coords[i, j, 0], coords[i, j, 1], 1.0]).T)[:2]
+    np.testing.assert_allclose(p.keypoints, expect.astype(np.float32), rtol=1e-6, atol=0)
 
 
 def test_pose_score_rules_per_family():

@@ -122,18 +122,19 @@ def test_weights_cli_list_and_fetch(tmp_path, capsys):
     from tracker.cli import main
 
     target = tmp_path / "cache"
-    assert main(["weights", "list", "--dir", str(target)]) == 1
+    assert main(["weights", "list", "--dir", str(target), "--only", "blazepose"]) == 1
     out = capsys.readouterr().out
     assert "missing" in out and "pose_landmark_full.tflite" in out and "posetrack weights fetch" in out
 
     wheel = _wheel_from_cache(tmp_path)
-    assert main(["weights", "fetch", "--dir", str(target), "--wheel", str(wheel)]) == 0
+    assert main(["weights", "fetch", "--only", "blazepose", "--dir", str(target), "--wheel", str(wheel)]) == 0
     assert "fetched (was missing)" in capsys.readouterr().out
-    assert main(["weights", "list", "--dir", str(target)]) == 0
+    assert main(["weights", "list", "--dir", str(target), "--only", "blazepose"]) == 0
     out = capsys.readouterr().out
     assert out.count(" ok ") == 2 and f"{W.LANDMARK.size:,} B" in out and W.DETECTOR.sha256[:16] in out
 
-    assert main(["weights", "fetch", "--dir", str(target), "--wheel", str(tmp_path / "nope.whl")]) == 0  # nothing to do
+    nope = str(tmp_path / "nope.whl")  # fetching again: nothing to do
+    assert main(["weights", "fetch", "--only", "blazepose", "--dir", str(target), "--wheel", nope]) == 0
     assert "kept (sha256 ok)" in capsys.readouterr().out
-    assert main(["weights", "fetch", "--dir", str(target), "--force", "--wheel", str(tmp_path / "nope.whl")]) == 2
+    assert main(["weights", "fetch", "--only", "blazepose", "--dir", str(target), "--force", "--wheel", nope]) == 2
     assert "nope.whl" in capsys.readouterr().err

@@ -173,3 +173,77 @@ def test_duplicate_gt_track_ids_refused_for_tracking_only(folders):
     with pytest.raises(PoseTrackEvalError, match=r"frame 0, person 1, field 'track_id'.*duplicate ground-truth"):
         evaluate(g, p)
     assert evaluate(g, p, track=False)["AP"] is not None  # poseval's AP accepts it
+
+
+def test_annotations_matching_no_image_are_counted_and_named(folders, capsys):
+    """Item 8: a prediction whose annotations carry an image_id of no image lost them silently (AP 61.2 ->
+    25.7 without a word); now a warning names the file and the count, and --strict makes it an error."""
+    from tracker.cli import main
+
+    g, p = folders
+    pred = p / f"{VIDEO}.json"
+    _edit(pred, lambda d: [a.update(image_id=a["image_id"] + 999) for a in d["annotations"][:2]])
+    with pytest.warns(PoseTrackWarning, match=r"2 of 6 annotations have an 'image_id' that matches no image"):
+        evaluate(g, p)
+    assert main(["eval", "--gt", str(g), "--pred", str(p)]) == 0
+    assert f"{pred}: 2 of 6 annotations" in capsys.readouterr().err
+    assert main(["eval", "--gt", str(g), "--pred", str(p), "--strict"]) == 2
+    assert "--strict" in capsys.readouterr().err
+
+
+def test_gt_given_as_a_file_is_named_as_a_file(folders, capsys):
+    """Item 8: a file given as --gt was reported as "a folder that does not exist"."""
+    from tracker.cli import main
+
+    g, p = folders
+    gt_file = g / f"{VIDEO}.json"
+    with pytest.raises(NotADirectoryError, match=f"ground-truth {gt_file} is a file; give the folder"):
+        evaluate(gt_file, p)
+    assert main(["eval", "--gt", str(gt_file), "--pred", str(p)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_output_paths_are_checked_before_the_evaluation(folders, tmp_path, capsys, monkeypatch):
+    """Item 8: --json / --plot were checked only after the whole evaluation."""
+    import sys
+
+    from tracker.cli import main
+
+    ev = sys.modules["eval_posetrack.evaluate"]
+    g, p = folders
+    calls = []
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: calls.append(1))
+    (tmp_path / "blocker").write_text("a file")
+    assert main(["eval", "--gt", str(g), "--pred", str(p), "--json", str(tmp_path / "blocker" / "s.json")]) == 2
+    assert main(["eval", "--gt", str(g), "--pred", str(p), "--plot", str(tmp_path)]) == 2
+    assert calls == [] and "--plot" in capsys.readouterr().err
+
+
+def test_fast_mot_engine_is_the_default(folders):
+    """Item 8: the fast engine (same numbers as motmetrics) is the default; motmetrics stays the cross-check."""
+    import inspect
+
+    from eval_posetrack.cli import register
+
+    assert inspect.signature(evaluate).parameters["mot_engine"].default == "fast"
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    g, p = folders
+    args = parser.parse_args(["eval", "--gt", str(g), "--pred", str(p)])
+    assert args.mot_engine == "fast"
+    fast, slow = evaluate(g, p, mot_engine="fast"), evaluate(g, p, mot_engine="motmetrics")
+    assert fast["MOTA"]["Total"] == pytest.approx(slow["MOTA"]["Total"])
+
+
+def test_eval_start_up_imports_no_scipy_optimize():
+    """Item 8: `posetrack eval` paid ~0.5-1 s importing scipy.optimize (through association.matching) before
+    checking anything; the matcher imports it only when it runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, eval_posetrack, eval_posetrack.cli, association; "
+            "print(sorted(m for m in ('scipy.optimize', 'torch', 'motmetrics', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

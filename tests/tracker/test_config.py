@@ -66,7 +66,14 @@ def test_every_preset_builds_a_tracker_that_tracks(preset, tmp_path, blazepose_w
     estimator = None
     if isinstance(cfg.detector, PrecomputedDetectorConfig) and cfg.detector.file is None:
         cfg = load_track_config(preset, [f"detector.file={_detections_file(tmp_path)}"])
-    if isinstance(cfg.estimator, TopDownEstimatorConfig) and cfg.estimator.checkpoint is None:
+    import estimators
+    from estimators.tfjs import fetch
+
+    embedded = (isinstance(cfg.estimator, TopDownEstimatorConfig)
+                and estimators.get_spec(cfg.estimator.name).embedded_weights)
+    if (embedded or cfg.detector.kind == "centernet") and any(s.status != "ok" for s in fetch.list_models()):
+        pytest.skip("TF.js models not fetched (posetrack weights fetch)")
+    if isinstance(cfg.estimator, TopDownEstimatorConfig) and cfg.estimator.checkpoint is None and not embedded:
         with pytest.raises(ValueError, match="--checkpoint"):
             build_tracker(cfg)
         estimator = _tiny_estimator(cfg)
@@ -135,7 +142,7 @@ def test_tagged_unions_accept_only_their_kinds_keys():
     ("output.formats=[mp3]", "output.formats: unknown format"),
     ("propagation.det_interval=0", "propagation.det_interval: must be >= 1"),
     ("association.min_similarity=2", "association.min_similarity: expected a number in [0, 1]"),
-    ("detector.score_threshold=-1", "detector.score_threshold: expected a number in [0, 1]"),
+    ("detector.score_threshold=-1", "detector.score_threshold: expected a number in (0, 1]"),
     ("max_frames=0", "max_frames: expected >= 1"),
     ("nonsense", "must look like key.sub=value"),
 ])

@@ -1,4 +1,4 @@
-"""Output writers: the COCO -> PoseTrack head joints, the COCO results file."""
+"""Output writers: the COCO -> PoseTrack head joints, the journal and the files assembled from it."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from association.keypoints import COCO17, POSETRACK18
-from tracker.outputs import CocoResultsWriter, TrackOutputs, coco_head_to_posetrack
+from tracker.outputs import TrackOutputs, coco_head_to_posetrack
 from tracker.record import PoseRecord
 
 
@@ -47,21 +47,126 @@ def test_head_joints_geometry():
     assert coco_head_to_posetrack(np.zeros((0, 17, 2)), np.zeros((0, 17)))[0].shape == (0, 17, 2)
 
 
-def test_coco_results_writer_is_valid_after_every_flush(tmp_path):
-    path = tmp_path / "r.json"
-    w = CocoResultsWriter(path, flush_every=2)
-    assert json.loads(path.read_text()) == []
-    rec = PoseRecord(np.array([[0, 0, 10, 20]]), np.array([0.9]), np.ones((1, 17, 2)), np.full((1, 17), 0.5),
-                     track_ids=np.array([7]))
-    w.add_frame(0, rec)
-    assert json.loads(path.read_text()) == []      # not flushed yet
-    w.add_frame(1, rec)
-    items = json.loads(path.read_text())
-    assert [i["image_id"] for i in items] == [0, 1] and items[0]["track_id"] == 7
-    assert items[0]["bbox"] == [0.0, 0.0, 10.0, 20.0] and len(items[0]["keypoints"]) == 51
-    w.add_frame(2, rec)
-    w.close()
-    assert len(json.loads(path.read_text())) == 3
+def _record(n=1, track0=7, value=1.0):
+    return PoseRecord(np.tile([[0, 0, 10, 20]], (n, 1)), np.full(n, 0.9), np.full((n, 17, 2), value),
+                      np.full((n, 17), 0.5), track_ids=np.arange(track0, track0 + n))
+
+
+def _frame(i):
+    from tracker.sources import Frame
+
+    return Frame(i, i / 25, np.zeros((20, 20, 3), np.uint8), None)
+
+
+def _journal_frames(path):
+    return [line for line in map(json.loads, path.read_text().splitlines()) if "frame" in line]
+
+
+def test_journal_holds_every_flushed_frame_and_flush_writes_only_new_frames(tmp_path):
+    """While running only the journal is on disk; a flush appends the frames since the last one (the bytes
+    already written are never rewritten); close assembles every requested file and removes the journal."""
+    out = _outputs(tmp_path, formats=("posetrack18", "posetrack17", "coco"), flush_every=2)
+    journal = out.journal_path
+    assert _journal_frames(journal) == []
+    out.add(_frame(0), _record())
+    assert _journal_frames(journal) == []                 # not flushed yet
+    out.add(_frame(1), _record())
+    size = journal.stat().st_size
+    head = journal.read_bytes()
+    assert [f["frame"] for f in _journal_frames(journal)] == [0, 1]
+    out.add(_frame(2), _record())
+    out.add(_frame(3), _record())
+    assert journal.read_bytes()[:size] == head            # appended, not rewritten
+    assert [f["frame"] for f in _journal_frames(journal)] == [0, 1, 2, 3]
+    assert not (tmp_path / "000001_mpiinew_test.json").exists()
+    out.add(_frame(4), _record())
+    out.close()
+    assert not journal.exists() and not list(tmp_path.glob(".*"))   # no journal, no temporary file left
+    coco = json.loads((tmp_path / "000001_mpiinew_test_coco.json").read_text())
+    assert [i["image_id"] for i in coco] == [0, 1, 2, 3, 4] and coco[0]["track_id"] == 7
+    assert coco[0]["bbox"] == [0.0, 0.0, 10.0, 20.0] and len(coco[0]["keypoints"]) == 51
+    from eval_posetrack import read_sequence
+
+    assert len(read_sequence(tmp_path / "000001_mpiinew_test.json").frames) == 5
+    assert len(read_sequence(tmp_path / "000001_mpiinew_test_posetrack17.json").frames) == 5
+
+
+def test_posetrack17_streamed_equals_the_converted_2018_file(tmp_path):
+    from eval_posetrack import convert_file
+
+    out = _outputs(tmp_path, formats=("posetrack18", "posetrack17"), flush_every=3)
+    rng = np.random.default_rng(3)
+    for i in range(7):
+        n = int(rng.integers(0, 4))
+        rec = PoseRecord(rng.uniform(0, 50, (n, 4)) + [0, 0, 60, 60], rng.uniform(0, 1, n),
+                         rng.uniform(0, 100, (n, 17, 2)), rng.uniform(0, 1, (n, 17)), track_ids=np.arange(n))
+        out.add(_frame(i), rec)
+    out.close()
+    convert_file(tmp_path / "000001_mpiinew_test.json", tmp_path / "c17.json", to="2017", role="pred")
+    assert (json.loads((tmp_path / "c17.json").read_text())
+            == json.loads((tmp_path / "000001_mpiinew_test_posetrack17.json").read_text()))
+
+
+def test_annotation_ids_unique_above_100_persons_per_frame(tmp_path):
+    """Item 9: 150 persons in a frame next to frames numbered officially; every annotation id is unique."""
+    out = _outputs(tmp_path, flush_every=1)
+    out.add(_frame(0), _record(150, track0=0))
+    out.add(_frame(1), _record(3, track0=0))
+    out.close()
+    data = json.loads((tmp_path / "000001_mpiinew_test.json").read_text())
+    ids = [a["id"] for a in data["annotations"]]
+    assert len(ids) == 153 and len(set(ids)) == 153
+
+
+def test_non_finite_persons_are_left_out_and_no_nan_is_written(tmp_path):
+    """Item 7: a NaN box score or an infinite keypoint never reaches a JSON file (strict parsers reject it)."""
+    import pytest
+
+    from tracker.outputs import NonFiniteWarning
+
+    out = _outputs(tmp_path, formats=("posetrack18", "coco"))
+    rec = _record(3, track0=0)
+    rec.pose_scores[0] = np.nan
+    rec.keypoints[1, 4] = np.inf
+    with pytest.warns(NonFiniteWarning, match="2 person"):
+        out.add(_frame(0), rec)
+    out.close()
+    for name in ("000001_mpiinew_test.json", "000001_mpiinew_test_coco.json"):
+        text = (tmp_path / name).read_text()
+        assert "NaN" not in text and "Infinity" not in text, name
+    assert [a["track_id"] for a in json.loads((tmp_path / "000001_mpiinew_test_coco.json").read_text())] == [2]
+
+
+def test_killed_run_journal_is_recovered_up_to_the_last_flush(tmp_path):
+    """SIGKILL leaves the journal, possibly with a line cut short after the last flush: recovery assembles
+    exactly the flushed frames and removes the journal."""
+    from eval_posetrack import read_sequence
+    from tracker.outputs import recover_journal
+
+    out = _outputs(tmp_path, formats=("posetrack18", "coco"), flush_every=2)
+    for i in range(5):
+        out.add(_frame(i), _record())
+    import os
+
+    os.write(out._journal, b'{"frame": 4, "ima')   # a kill in the middle of a write
+    paths = recover_journal(out.journal_path)
+    assert len(read_sequence(paths["posetrack18"]).frames) == 4
+    assert len(json.loads(paths["coco"].read_text())) == 4
+    assert not out.journal_path.exists()
+
+
+def test_json_outputs_are_readable_like_the_config(tmp_path):
+    """Item 9: the JSON files get 0666 minus the umask (mkstemp alone gives 0600)."""
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        out = _outputs(tmp_path, formats=("posetrack18", "coco"))
+        out.add(_frame(0), _record())
+        out.close()
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "000001_mpiinew_test.json").stat().st_mode & 0o777 == 0o644
 
 
 def test_posetrack_ids_stay_below_10000_and_unique_per_frame(tmp_path):
@@ -124,3 +229,42 @@ def test_render_draws_the_layouts_skeleton():
     other = draw_poses(image, rec, 0.3, ((1, 2),), draw_boxes=False)
     assert limb[20, 50].any() and not limb[50, 80].any()     # on the 0-1 limb, off the 1-2 limb
     assert other[50, 80].any() and not other[20, 50].any()
+
+
+def test_a_run_owns_its_outputs(tmp_path):
+    """Item 5: a second run of the same sequence into the same folder is refused while the first runs (the
+    journal's lock) and afterwards unless overwrite; with overwrite the old files are replaced."""
+    import pytest
+
+    from tracker.outputs import OutputError
+
+    first = _outputs(tmp_path, formats=("posetrack18", "coco"))
+    first.add(_frame(0), _record())
+    with pytest.raises(OutputError, match="another run is writing these outputs"):
+        _outputs(tmp_path, formats=("posetrack18", "coco"), overwrite=True)
+    first.close()
+    with pytest.raises(OutputError, match=r"000001_mpiinew_test\.json exists .* --overwrite"):
+        _outputs(tmp_path)
+    second = _outputs(tmp_path, formats=("posetrack18", "coco"), overwrite=True)
+    assert not (tmp_path / "000001_mpiinew_test.json").exists()   # no stale file beside the new journal
+    second.add(_frame(0), _record())
+    second.add(_frame(1), _record())
+    second.close()
+    assert len(json.loads((tmp_path / "000001_mpiinew_test_coco.json").read_text())) == 2
+
+
+def test_next_run_recovers_a_killed_runs_journal(tmp_path):
+    import pytest
+
+    from tracker.outputs import OutputError, OutputWarning
+
+    killed = _outputs(tmp_path, formats=("posetrack18",), flush_every=2)
+    for i in range(3):
+        killed.add(_frame(i), _record())
+    import os
+
+    os.close(killed._journal)                     # killed: the lock goes, the journal stays
+    with pytest.warns(OutputWarning, match="was killed"), pytest.raises(OutputError, match="exists"):
+        _outputs(tmp_path)
+    data = json.loads((tmp_path / "000001_mpiinew_test.json").read_text())
+    assert len(data["images"]) == 2 and not killed.journal_path.exists()

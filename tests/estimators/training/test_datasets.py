@@ -48,6 +48,32 @@ def test_coco_gt_skips_people_without_keypoints(testdata):
         assert (testdata / "coco").as_posix() in s.image_path
 
 
+def test_coco_gt_boxes_are_hrnets_clean_boxes_in_float64_and_zero_width_boxes_stay(testdata, tmp_path):
+    """The released HRNet loader clips ``x2 = min(W - 1, x1 + max(0, w - 1))`` in float64 and keeps the box when
+    ``x2 >= x1`` (a box narrower than one pixel becomes zero-width and is kept); its centre / scale come from that
+    float64 box and only they are rounded to float32."""
+    raw = json.loads((testdata / "coco" / "test_coco.json").read_text())
+    target = next(a for a in raw["annotations"] if a["num_keypoints"] > 0 and not a["iscrowd"])
+    target["bbox"][2] = 0.6  # w - 1 < 0: clipped to zero width
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(raw))
+    samples = load_coco_gt(ann, testdata / "coco")
+    assert len(samples) == 12
+    sizes = {im["id"]: (im["width"], im["height"]) for im in raw["images"]}
+    by_id = {a["id"]: a for a in raw["annotations"]}
+    for s in samples:
+        assert s.box.dtype == np.float64
+        x, y, w, h = by_id[s.extras["annotation_id"]]["bbox"]
+        width, height = sizes[s.image_id]
+        x1, y1 = max(0, x), max(0, y)
+        expect = [x1, y1, min(width - 1, x1 + max(0, w - 1)), min(height - 1, y1 + max(0, h - 1))]
+        assert s.box.tolist() == expect  # bit for bit, not rounded to float32
+    thin = next(s for s in samples if s.extras["annotation_id"] == target["id"])
+    assert thin.box[2] == thin.box[0] and thin.box[3] > thin.box[1]
+    c, sc = TopDownDataset(samples, HRNET, COCO17, (192, 256)).center_scale(thin.box)
+    assert c.dtype == sc.dtype == np.float32 and c[0] == np.float32(thin.box[0]) and sc[0] > 0
+
+
 def test_coco_detections_threshold(testdata):
     ann = testdata / "coco" / "test_coco.json"
     det = testdata / "coco" / "test_coco_det_AP_H_56.json"
