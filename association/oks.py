@@ -60,8 +60,9 @@ def oks_matrix(
     sigmas: tuple[float, ...] | np.ndarray | None = None,
     areas_a: np.ndarray | None = None,
     strict: bool = False,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """OKS of every pose of A against every pose of B.
+    """OKS of every pose of A against every pose of B (or of the given pairs only).
 
     keypoints_a: (N, K, 2) image pixels (e.g. the current frame's poses).
     keypoints_b: (M, K, 2) image pixels (the reference poses, e.g. previous poses warped to this frame).
@@ -73,7 +74,9 @@ def oks_matrix(
     areas_a: (N,) px^2; when given, a pair's scale is the mean of its two areas (released HRNet ``oks_iou``,
         used by COCO evaluation's OKS-NMS) instead of B's area alone (tracking).
     strict: a keypoint counts when its score is > score_threshold (released HRNet) instead of >=.
-    Returns (N, M) float64 in [0, 1]; a pair with no jointly visible keypoint gets 0.
+    pairs: (rows (P,), cols (P,)) int indices into A and B: only these pairs are computed (e.g. those
+        :func:`oks_candidates` admits), each exactly as in the full matrix.
+    Returns (N, M) float64 in [0, 1], or (P,) with ``pairs``; a pair with no jointly visible keypoint gets 0.
     """
     a = np.asarray(keypoints_a, dtype=np.float64)
     b = np.asarray(keypoints_b, dtype=np.float64)
@@ -100,12 +103,74 @@ def oks_matrix(
         if aa.shape != (a.shape[0],) or np.any(~np.isfinite(aa)) or np.any(aa < 0):
             raise OKSInputError(f"areas_a: expected ({a.shape[0]},) finite areas >= 0, got shape {aa.shape}")
         scale = (aa[:, None] + areas[None, :]) / 2.0
-    vis = _visibility(a, scores_a, score_threshold, "scores_a", strict)[:, None, :] & \
-        _visibility(b, scores_b, score_threshold, "scores_b", strict)[None, :, :]  # (N, M, K)
-    d2 = ((a[:, None, :, :] - b[None, :, :, :]) ** 2).sum(-1)  # (N, M, K), NaN where a side is NaN
+    vis_a = _visibility(a, scores_a, score_threshold, "scores_a", strict)
+    vis_b = _visibility(b, scores_b, score_threshold, "scores_b", strict)
     kvar = (2.0 * sig) ** 2
+    if pairs is not None:
+        rows, cols = (np.asarray(p, dtype=np.int64).reshape(-1) for p in pairs)
+        if rows.shape != cols.shape:
+            raise OKSInputError(f"pairs: rows and cols differ in length ({rows.size} vs {cols.size})")
+        if rows.size and (rows.min() < 0 or rows.max() >= a.shape[0] or cols.min() < 0
+                          or cols.max() >= b.shape[0]):
+            raise OKSInputError(f"pairs: indices out of range for {a.shape[0]} x {b.shape[0]} poses")
+        pair_scale = scale[0, cols] if scale.shape[0] == 1 else scale[rows, cols]
+        return _oks(a[rows], b[cols], vis_a[rows] & vis_b[cols], pair_scale, kvar)
+    return _oks(a[:, None], b[None, :], vis_a[:, None, :] & vis_b[None, :, :], scale, kvar)
+
+
+def _oks(a: np.ndarray, b: np.ndarray, vis: np.ndarray, scale: np.ndarray, kvar: np.ndarray) -> np.ndarray:
+    """a, b: (..., K, 2) px broadcastable; vis: (..., K) bool; scale: (...) px^2; kvar: (K,) -> (...) OKS."""
+    d2 = ((a - b) ** 2).sum(-1)  # (..., K), NaN where a side is NaN
     # np.spacing(1) as in pycocotools keeps zero-area references finite (OKS -> 0 unless d == 0).
-    e = d2 / kvar[None, None, :] / (scale[:, :, None] + np.spacing(1)) / 2.0
+    e = d2 / kvar / (scale[..., None] + np.spacing(1)) / 2.0
     similarity = np.where(vis, np.exp(-np.where(vis, e, 0.0)), 0.0).sum(-1)
     count = vis.sum(-1)
     return np.where(count > 0, similarity / np.maximum(count, 1), 0.0)
+
+
+def oks_candidates(
+    keypoints_a: np.ndarray,
+    keypoints_b: np.ndarray,
+    areas_b: np.ndarray,
+    min_oks: float,
+    *,
+    scores_a: np.ndarray | None = None,
+    scores_b: np.ndarray | None = None,
+    score_threshold: float = 0.0,
+    sigmas: tuple[float, ...] | np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (A row, B row) whose OKS (B's area as the scale, as in :func:`oks_matrix`) can reach ``min_oks``.
+
+    An OKS >= t > 0 needs some jointly visible keypoint with exp(-d^2 / (2 area kappa^2)) >= t, i.e. a distance
+    d <= r = sqrt(2 ln(1/t) area) * max kappa. So a pair whose visible-keypoint extents (xyxy px), B's enlarged
+    by r, do not overlap has OKS < t: leaving it out changes no match at threshold t. Costs O((N + M) K + N M).
+    keypoints_a: (N, K, 2) px; keypoints_b: (M, K, 2) px; areas_b: (M,) px^2; scores and threshold as in
+    :func:`oks_matrix`. min_oks <= 0 admits every pair.
+    Returns (rows (P,), cols (P,)) int64 in row-major order.
+    """
+    a = np.asarray(keypoints_a, dtype=np.float64)
+    b = np.asarray(keypoints_b, dtype=np.float64)
+    n, m = a.shape[0], b.shape[0]
+    if min_oks <= 0:
+        rows, cols = np.indices((n, m)).reshape(2, -1)
+        return rows.astype(np.int64), cols.astype(np.int64)
+    sig = np.asarray(COCO_SIGMAS if sigmas is None else sigmas, dtype=np.float64)
+    areas = np.asarray(areas_b, dtype=np.float64).reshape(-1)
+    if areas.shape != (m,):
+        raise OKSInputError(f"areas_b: expected shape ({m},), got shape {areas.shape}")
+    lo_a, hi_a = _extent(a, _visibility(a, scores_a, score_threshold, "scores_a"))
+    lo_b, hi_b = _extent(b, _visibility(b, scores_b, score_threshold, "scores_b"))
+    # a little slack so rounding never drops a pair exactly at the threshold
+    r = np.sqrt(2.0 * np.log(1.0 / min(min_oks, 1.0)) * (areas + np.spacing(1))) * 2.0 * sig.max() * 1.001 + 1e-6
+    lo_b = lo_b - r[:, None]
+    hi_b = hi_b + r[:, None]
+    ok = ((lo_a[:, None, :] <= hi_b[None, :, :]) & (lo_b[None, :, :] <= hi_a[:, None, :])).all(-1)  # (N, M)
+    rows, cols = np.nonzero(ok)
+    return rows.astype(np.int64), cols.astype(np.int64)
+
+
+def _extent(points: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K, 2) px, (N, K) bool -> (N, 2) min and max px of the visible points (+inf/-inf: none visible)."""
+    lo = np.where(visible[..., None], points, np.inf).min(axis=1)
+    hi = np.where(visible[..., None], points, -np.inf).max(axis=1)
+    return lo, hi

@@ -14,8 +14,10 @@ scores lower than an active one's, so no separate priority pass is needed.
 Beyond the paper (every extra is off with the default arguments, which give the paper's tracker):
 
 - life cycle: a new track is *tentative*; it becomes *confirmed* after ``min_hits`` matched frames in a row,
-  or at once when its pose score reaches ``confirm_score``. A tentative track that misses one frame is
-  removed (a false positive rarely recurs at the same place); a confirmed one becomes *lost*.
+  or at once when its confirmation score reaches ``confirm_score`` (the tracking pipeline passes the
+  detector's box score of a detected pose: a unit shared by every estimator, unlike pose scores). A
+  tentative track that misses one frame is removed (a false positive rarely recurs at the same place); a
+  confirmed one becomes *lost*.
   ``last_confirmed`` says, after each update, which of its poses belong to confirmed tracks;
 - re-identification: a confirmed track lost for more than ``max_lost_frames`` frames is remembered until
   ``max_lost_seconds`` have passed since it was last seen. Poses left over by the OKS matching are matched
@@ -33,11 +35,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from association.matching import MATCHERS
-from association.oks import box_areas, oks_matrix
+from association.oks import box_areas, oks_candidates, oks_matrix
 
 Warp = Callable[[np.ndarray], np.ndarray]
 
@@ -75,13 +78,16 @@ class PoseAssociator:
     sigmas: (K,) OKS sigmas of the estimator's keypoint layout (``KeypointLayout.sigmas``).
     first_id: the first track id handed out; ids then increase by one and are never reused until reset().
     min_hits: matched frames in a row that confirm a track (1 = every track is confirmed at once, the paper).
-    confirm_score: a pose score (``update(pose_scores=)``) at or above which a track is confirmed at once;
-        None = never.
+    confirm_score: a confirmation score (``update(confirm_scores=)``, e.g. the detector's box score of a
+        detected pose) at or above which a track is confirmed at once; None = never.
     max_lost_seconds: how long (``update(timestamp=)`` seconds) a confirmed track lost for more than
         max_lost_frames stays recoverable by re-identification; 0 = off (the paper).
     reid_min_similarity: the re-identification similarity a pair needs (see the module docstring), in [0, 1].
     reid_gate, reid_gate_rate: the motion gate's radius, in person sizes (the larger side of the track's last
         box), plus person sizes per second lost.
+    gate: compute OKS only for the pairs that can reach min_similarity (``association.oks.oks_candidates``,
+        a keypoint-extent overlap test): the same matches as the full matrix, at a fraction of the cost with
+        many people; False = the full (N, T) matrix.
     Every setting is explicit (the tracking config holds the defaults). Each instance owns its id counter and
     its tracks: two associators never interfere.
 
@@ -104,6 +110,7 @@ class PoseAssociator:
         reid_min_similarity: float = 0.5,
         reid_gate: float = 1.0,
         reid_gate_rate: float = 1.0,
+        gate: bool = True,
     ) -> None:
         if method not in MATCHERS:
             raise AssociationInputError(f"method: unknown matcher {method!r}; valid: {sorted(MATCHERS)}")
@@ -136,6 +143,7 @@ class PoseAssociator:
         self.reid_min_similarity = float(reid_min_similarity)
         self.reid_gate = float(reid_gate)
         self.reid_gate_rate = float(reid_gate_rate)
+        self.gate = bool(gate)
         self._match = MATCHERS[method]
         self.reset()
 
@@ -205,7 +213,7 @@ class PoseAssociator:
         boxes: np.ndarray,
         warp: Warp | None = None,
         *,
-        pose_scores: np.ndarray | None = None,
+        confirm_scores: np.ndarray | None = None,
         timestamp: float | None = None,
         descriptors: np.ndarray | None = None,
     ) -> np.ndarray:
@@ -215,7 +223,8 @@ class PoseAssociator:
         boxes: (N, 4) xyxy image pixels of the current poses (their areas scale OKS in the next frame).
         warp: as in :meth:`predict`, which update calls with it unless predict was already called for this
             frame (then warp must be None).
-        pose_scores: (N,) pose scores, for ``confirm_score`` (None = no early confirmation).
+        confirm_scores: (N,) scores compared with ``confirm_score`` (None = no early confirmation); the
+            pipeline gives the detector's box score of each detected pose and 0 for propagated ones.
         timestamp: seconds since the start of the video, increasing; None = the update count (frames), which
             makes ``max_lost_seconds`` a number of frames.
         descriptors: (N, D) appearance descriptors of the poses (``association.appearance.PoseAppearance``),
@@ -225,9 +234,9 @@ class PoseAssociator:
         """
         kps, scores, areas = self._check_inputs(keypoints, keypoint_scores, boxes)
         num_new = kps.shape[0]
-        pscores = None if pose_scores is None else np.asarray(pose_scores, np.float64).reshape(-1)
+        pscores = None if confirm_scores is None else np.asarray(confirm_scores, np.float64).reshape(-1)
         if pscores is not None and pscores.shape != (num_new,):
-            raise AssociationInputError(f"pose_scores: expected shape ({num_new},), got {pscores.shape}")
+            raise AssociationInputError(f"confirm_scores: expected shape ({num_new},), got {pscores.shape}")
         desc = None if descriptors is None else np.asarray(descriptors, np.float32)
         if desc is not None and (desc.ndim != 2 or desc.shape[0] != num_new):
             raise AssociationInputError(f"descriptors: expected shape ({num_new}, D), got {desc.shape}")
@@ -248,9 +257,14 @@ class PoseAssociator:
         recent = self._lost <= self.max_lost_frames  # tracks OKS may match
         if num_new and recent.any():
             cand = np.flatnonzero(recent)
-            similarity = oks_matrix(kps, prev_kps[cand], areas_b=self._areas[cand], scores_a=scores,
-                                    scores_b=self._scores[cand], score_threshold=self.keypoint_score_threshold,
-                                    sigmas=self.sigmas)
+            kw: dict[str, Any] = dict(scores_a=scores, scores_b=self._scores[cand],
+                                      score_threshold=self.keypoint_score_threshold, sigmas=self.sigmas)
+            if self.gate:  # only the pairs that can reach min_similarity: the same matches, far fewer OKS
+                pairs = oks_candidates(kps, prev_kps[cand], self._areas[cand], self.min_similarity, **kw)
+                similarity = np.zeros((num_new, cand.size))
+                similarity[pairs] = oks_matrix(kps, prev_kps[cand], areas_b=self._areas[cand], pairs=pairs, **kw)
+            else:
+                similarity = oks_matrix(kps, prev_kps[cand], areas_b=self._areas[cand], **kw)
             rows, cols = self._match(similarity, self.min_similarity)
             match_of[rows] = cand[cols]
         centre, size = _centres(boxes)

@@ -2,9 +2,15 @@
 (thunder / lightning on the ground-truth boxes, CenterNet person boxes + thunder), and on the real PoseTrack clip
 how many of its 3 players CenterNet finds and MoveNet poses per frame.
 
-Usage: ``python benchmarks/movenet.py [--data DIR] [--threads N] [--paddings 1.25 ...]``. Needs the TF.js models in
-the weights cache (``posetrack weights fetch``) and MMPose's test data folder (``--data``, default
-``$POSETRACK_SHARED/data/mmpose_testdata``). No timings here.
+Speed (``--speed``, printed first; ``--speed-only`` skips the rest): thunder and lightning crops/s at batch 8
+through the converted torch.fx networks (inference_mode, channels_last), CenterNet ms per 512x512 image, and the
+achieved convolution rate 2 x MACs x crops/s as a fraction of the fp32 GEMM rate (torch.mm of two 2048x2048
+matrices) measured in the same run, interleaved round by round; each figure is the best of ``--rounds`` rounds so
+that a shared machine's load spikes drop out (the 1-minute load average is printed with it).
+
+Usage: ``python benchmarks/movenet.py [--data DIR] [--threads N] [--paddings 1.25 ...] [--speed]``. Needs the
+TF.js models in the weights cache (``posetrack weights fetch``) and MMPose's test data folder (``--data``, default
+``$POSETRACK_SHARED/data/mmpose_testdata``).
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import io
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -44,14 +51,85 @@ def to_coco(img_id: int, poses) -> list[dict]:
     return out
 
 
+def conv_macs(network: torch.nn.Module, example: torch.Tensor) -> int:
+    """MACs of one forward of ``example`` (batch 1): weight.numel() x output positions of every convolution
+    (``TfConv2d``), the convention of ``benchmarks/macs.py``."""
+    from estimators.tfjs.ops import TfConv2d
+
+    total = [0]
+
+    def hook(module, inputs, output):
+        total[0] += module.conv.weight.numel() * output.shape[2] * output.shape[3]
+
+    handles = [m.register_forward_hook(hook) for m in network.modules() if isinstance(m, TfConv2d)]
+    with torch.inference_mode():
+        network(example)
+    for h in handles:
+        h.remove()
+    return total[0]
+
+
+def speed(rounds: int, batch: int = 8) -> dict:
+    """Best-of-``rounds`` throughput of the converted networks and the GEMM rate, measured interleaved."""
+    from estimators.tfjs.centernet import CenterNetPersons
+    from estimators.tfjs.fetch import model_json
+    from estimators.tfjs.known import load_heads
+
+    nets = {name: load_heads(model_json(name)) for name in ("movenet-thunder", "movenet-lightning")}
+    centernet = CenterNetPersons(model_json("centernet")).network
+    gen = torch.Generator().manual_seed(0)
+    crops = {name: torch.rand(batch, s, s, 3, generator=gen) * 255
+             for name, s in (("movenet-thunder", 256), ("movenet-lightning", 192))}
+    image = torch.rand(1, 512, 512, 3, generator=gen) * 255
+    macs = {name: conv_macs(net, crops[name][:1]) for name, net in nets.items()}
+    a, b = torch.randn(2048, 2048, generator=gen), torch.randn(2048, 2048, generator=gen)
+    best: dict[str, float] = {}
+
+    def timed(key: str, fn) -> None:
+        t = time.perf_counter()
+        fn()
+        best[key] = min(best.get(key, float("inf")), time.perf_counter() - t)
+
+    with torch.inference_mode():
+        for name, net in nets.items():  # warm-up (oneDNN primitive creation)
+            net(crops[name])
+        centernet(image)
+        torch.mm(a, b)
+        for _ in range(rounds):
+            timed("gemm", lambda: torch.mm(a, b))
+            for name, net in nets.items():
+                timed(name, lambda net=net, x=crops[name]: net(x))
+            timed("centernet", lambda: centernet(image))
+    gemm = 2 * 2048 ** 3 / best["gemm"]
+    out: dict[str, object] = {"threads": torch.get_num_threads(), "rounds": rounds, "batch": batch,
+                              "gemm_fp32_gflops": round(gemm / 1e9, 1)}
+    for name in nets:
+        rate = batch / best[name]
+        key = name.replace("-", "_")
+        out[f"{key}_gmac_per_crop"] = round(macs[name] / 1e9, 3)
+        out[f"{key}_crops_per_s"] = round(rate, 1)
+        out[f"{key}_ms_per_crop"] = round(1000 / rate, 1)
+        out[f"{key}_conv_rate_of_gemm"] = round(2 * macs[name] * rate / gemm, 3)
+    out["centernet_ms_per_512_image"] = round(1000 * best["centernet"], 1)
+    out["load_avg_1min"] = round(os.getloadavg()[0], 2)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--paddings", type=float, nargs="+", default=[DEFAULT_PADDING])
     ap.add_argument("--flip", action="store_true", help="also measure thunder with the flip test")
+    ap.add_argument("--speed", action="store_true", help="also print the throughput figures (first)")
+    ap.add_argument("--speed-only", action="store_true", help="print only the throughput figures")
+    ap.add_argument("--rounds", type=int, default=5, help="timing rounds; the best of them is reported")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.speed or args.speed_only:
+        print(json.dumps(speed(args.rounds)), flush=True)
+        if args.speed_only:
+            return 0
     from pycocotools.coco import COCO
 
     coco_dir = args.data / "coco"

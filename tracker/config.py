@@ -232,11 +232,14 @@ class PropagationConfig:
     pose_nms_oks: float | None = 0.7  # drop a pose whose OKS with a better one exceeds this (None = off)
     duplicate_oks: float = 0.5         # a propagated pose whose OKS with a detected pose exceeds this is dropped
     max_frames: int = 25               # a track is propagated at most this many frames without a detection
+    max_persons: int = 100             # at most this many boxes per frame are estimated (best-scoring kept)
+    prefer_detected: bool = False      # box NMS ranks detected boxes above propagated ones (movenet preset: on)
 
     def __post_init__(self) -> None:
         _require(self.det_interval >= 1, "propagation.det_interval", f"must be >= 1, got {self.det_interval}")
         _check_fraction(self.duplicate_oks, "propagation.duplicate_oks")
         _require(self.max_frames >= 1, "propagation.max_frames", f"expected >= 1, got {self.max_frames}")
+        _require(self.max_persons >= 1, "propagation.max_persons", f"expected >= 1, got {self.max_persons}")
         _check_fraction(self.nms_iou, "propagation.nms_iou", low_open=True)
         _require(self.box_enlarge >= 0, "propagation.box_enlarge", f"expected >= 0, got {self.box_enlarge}")
         _check_fraction(self.keypoint_threshold, "propagation.keypoint_threshold")
@@ -254,7 +257,7 @@ class AssociationConfig:
     keypoint_threshold: float = 0.2    # keypoints scoring below this do not count in OKS
     match: Literal["greedy", "hungarian"] = "greedy"
     min_hits: int = 3                  # matched frames in a row that confirm a track (1 = no life cycle)
-    confirm_score: float | None = 0.85  # a pose score that confirms its track at once (None = never)
+    confirm_score: float | None = 0.5  # a detector box score that confirms its track at once (None = never)
     max_lost_seconds: float = 3.0      # a lost confirmed track stays re-identifiable this long (0 = off)
     reid_min_similarity: float = 0.5   # appearance (and motion-gate) similarity for re-identification
     reid_gate: float = 1.0             # motion gate radius in person sizes ...

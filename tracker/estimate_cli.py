@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,21 @@ def render_poses(image: np.ndarray, poses, boxes: np.ndarray, box_scores: np.nda
     return draw_poses(image, record, keypoint_threshold=threshold, skeleton=skeleton)
 
 
+def check_output_file(path: str | Path, what: str) -> Path:
+    """An output file path, checked before any model loads: not an existing folder, and its folder (made if
+    missing) writable. OSError naming ``what`` and the path otherwise."""
+    out = Path(path)
+    if out.is_dir():
+        raise IsADirectoryError(f"{what} {out} is an existing folder; give a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"{what} {out}: cannot create its folder {out.parent} ({exc.strerror or exc})") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise PermissionError(f"{what} {out}: not writable")
+    return out
+
+
 # ------------------------------------------------------------------------------------------ commands
 def _run_estimate(args: argparse.Namespace) -> int:
     import cv2
@@ -108,6 +124,9 @@ def _run_estimate(args: argparse.Namespace) -> int:
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     if image is None:
         raise EstimateInputError(f"{image_path}: cannot decode the image (not an image file?)")
+    for path, flag in ((args.out, "--out"), (args.render, "--render")):
+        if path:
+            check_output_file(path, flag)
     image_id = args.image_id if args.image_id is not None else image_id_of(image_path)
     if args.boxes is not None:
         boxes, scores = parse_boxes(args.boxes)
@@ -153,11 +172,16 @@ def _run_convert(args: argparse.Namespace) -> int:
     src = Path(args.input)
     if not src.is_file():
         raise FileNotFoundError(f"{src}: checkpoint not found")
+    check_output_file(args.output, "OUT")
     obj = ckpt.read_checkpoint_file(src)
     layout = ckpt.checkpoint_layout(obj, str(src))
     model = build_model(args.estimator, **({"num_keypoints": layout.num_keypoints} if layout else {}))
     fmt, layout = ckpt.load_weights_object(model, obj, str(src), args.checkpoint_format)
-    out = ckpt.save_state_dict(model, args.output, layout=layout)
+    try:
+        out = ckpt.save_state_dict(model, args.output, layout=layout)
+    except RuntimeError as exc:  # torch.save reports a failed open or write (e.g. disk full) as RuntimeError
+        raise OSError(f"OUT {args.output}: cannot write the converted checkpoint ({str(exc).splitlines()[0]})"
+                      ) from None
     n = sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
     kept = f", keypoint layout {layout.name}" if layout is not None else ""
     print(f"posetrack convert-checkpoint: {src} ({fmt}) -> {out}: {len(model.state_dict())} tensors, "

@@ -8,7 +8,10 @@ Per frame::
         └── detected Candidates ──┐    propagated Candidates: box = extent of the warped keypoints enlarged
                                   │    by 15%, roi_points = the previous poses' roi_points warped
                                   ▼                   │
-                        box NMS (Propagation.merge) ◄─┘
+        boxes clipped to the image (clip_to_image) ◄──┘ outside / no size / absurd: dropped, a BoxWarning
+                                  ▼
+                        box NMS (Propagation.merge)
+                                  │ at most max_persons, the best-scoring (Propagation.cap)
                                   │ one Candidates record (boxes, scores, origin, roi_points)
                                   ▼
             estimator.estimate(image, boxes, scores, roi_points) ──► Poses
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -102,6 +106,14 @@ class Propagation:
     duplicate_oks: a propagated pose whose OKS with a detected pose of the frame exceeds this is dropped (the
         detected one is kept, whatever the scores).
     max_frames: a track is propagated for at most this many frames in a row without a detected pose.
+    max_persons: at most this many boxes per frame go to the estimator (the best-scoring after box NMS; a
+        :class:`BoxWarning` when more were found): the work of one frame is bounded whatever the detector
+        or a bad detection file gives.
+    prefer_detected: box NMS ranks every detected box above every propagated one (then by score); off = the
+        paper's NMS by score alone. On helps a detector whose boxes are good but whose poses score low (MoveNet:
+        a propagated box keeping an older score would win and its pose be dropped by min_score); off is better
+        for the BlazePose tiles, whose boxes of entangled people are worse than the propagated pose extents
+        (on the PoseTrack test clip on loses a player's track at frame 3).
     Every value is explicit; the tracking config (``propagation:``) holds the defaults.
     """
 
@@ -113,12 +125,16 @@ class Propagation:
     pose_nms_oks: float | None
     duplicate_oks: float
     max_frames: int
+    max_persons: int = 100
+    prefer_detected: bool = False
 
     def __post_init__(self) -> None:
         if self.det_interval < 1:
             raise ValueError(f"det_interval must be >= 1, got {self.det_interval}")
         if self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+        if self.max_persons < 1:
+            raise ValueError(f"max_persons must be >= 1, got {self.max_persons}")
 
     def detect_now(self, step: int, can_propagate: bool) -> bool:
         """Whether the detector runs on frame number ``step`` (always when nothing can be propagated)."""
@@ -140,11 +156,26 @@ class Propagation:
         return Candidates.of(boxes, previous.box_scores, ORIGIN_PROPAGATED, roi)[ok]
 
     def merge(self, candidates: Candidates) -> Candidates:
-        """Box NMS over detected and propagated candidates (torchvision.ops.nms, highest score kept)."""
+        """Box NMS over detected and propagated candidates (torchvision.ops.nms), highest score kept; with
+        ``prefer_detected`` a detected box is ranked above every propagated one, then by score."""
         if len(candidates) < 2:
             return candidates
-        keep = nms(torch.from_numpy(candidates.boxes), torch.from_numpy(candidates.scores), self.nms_iou)
+        rank = candidates.scores.astype(np.float64)
+        if self.prefer_detected:
+            rank = rank + 2.0 * (candidates.origin == ORIGIN_DETECTED)
+        keep = nms(torch.from_numpy(candidates.boxes).double(), torch.from_numpy(rank), self.nms_iou)
         return candidates[keep.numpy()]
+
+    def cap(self, candidates: Candidates, frame_index: int) -> Candidates:
+        """At most ``max_persons`` candidates, the best-scoring (their order kept); a :class:`BoxWarning`
+        when some are left out."""
+        n = len(candidates)
+        if n <= self.max_persons:
+            return candidates
+        best = np.sort(np.argsort(-candidates.scores, kind="stable")[: self.max_persons])
+        warnings.warn(f"frame {frame_index}: {n} person boxes, more than propagation.max_persons="
+                      f"{self.max_persons}; the {self.max_persons} best-scoring were kept", BoxWarning, stacklevel=3)
+        return candidates[best]
 
     def prune(self, record: PoseRecord, sigmas: tuple[float, ...], image_size: tuple[int, int] | None = None
               ) -> PoseRecord:
@@ -175,6 +206,38 @@ class Propagation:
                   & (extent[:, 3] > extent[:, 1]))
             record.boxes = np.where(ok[:, None], extent, record.boxes).astype(np.float32)
         return record
+
+
+class BoxWarning(RuntimeWarning):
+    """Person boxes of a frame dropped before estimation (outside the image, degenerate, beyond the cap)."""
+
+
+MIN_INSIDE_FRACTION = 0.1  # a box with less of its area inside the image is dropped, not clipped
+
+
+def clip_to_image(candidates: Candidates, image_size: tuple[int, int], frame_index: int) -> Candidates:
+    """Candidates with their boxes clipped to the image; those that are degenerate are dropped with a
+    :class:`BoxWarning`: a side under 1 px once clipped (outside the image, zero or negative size), or less
+    than MIN_INSIDE_FRACTION of the box's area inside the image (e.g. a 1e9 px box, which clipped would be
+    the whole frame). image_size: (width, height) px. Boxes (N, 4) xyxy image px."""
+    if not len(candidates):
+        return candidates
+    w, h = image_size
+    boxes = candidates.boxes.astype(np.float64)
+    clipped = np.clip(boxes, 0.0, [w, h, w, h])
+    cw, ch = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
+    with np.errstate(all="ignore"):
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        inside = cw * ch / area
+    ok = (np.isfinite(boxes).all(axis=1) & np.isfinite(candidates.scores) & (cw >= 1) & (ch >= 1)
+          & np.isfinite(area) & (area > 0) & (inside >= MIN_INSIDE_FRACTION))
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        warnings.warn(f"frame {frame_index}: {len(bad)} person box(es) outside the {w}x{h} image, of no size or "
+                      f"absurd were dropped (e.g. xyxy {boxes[bad[0]].round(1).tolist()})", BoxWarning, stacklevel=3)
+    out = candidates[ok]
+    out.boxes = clipped[ok].astype(np.float32)
+    return out
 
 
 def _warp(points: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -287,7 +350,8 @@ class PoseTracker:
             warped = tracks.keypoints[[row[int(tid)] for tid in previous.track_ids]]
             if len(previous):
                 parts.append(prop.propagate(previous, warped, flow, (w, h)))
-        candidates = prop.merge(Candidates.concatenate(parts))
+        candidates = clip_to_image(Candidates.concatenate(parts), (w, h), frame.index)
+        candidates = prop.cap(prop.merge(candidates), frame.index)
         self.times.add("propagate+nms", t() - t0)
 
         # 3. the estimator on all boxes of the frame in one call
@@ -311,8 +375,11 @@ class PoseTracker:
         self.times.add("appearance", t() - t0)
         t0 = t()
         timestamp = frame.timestamp if np.isfinite(frame.timestamp) else None
+        # confirmation in the detector's box score (shared by every estimator; pose scores are not: MoveNet's
+        # are 0.1-0.5 where BlazePose's are 0.7-0.9); a propagated pose carries no new detection
+        confirm = np.where(rec.origin == ORIGIN_DETECTED, rec.box_scores, 0.0)
         rec.track_ids = self.associator.update(rec.keypoints, rec.keypoint_scores, rec.boxes,
-                                               pose_scores=rec.pose_scores, timestamp=timestamp, descriptors=desc)
+                                               confirm_scores=confirm, timestamp=timestamp, descriptors=desc)
         rec.confirmed = self.associator.last_confirmed.copy()
         self.times.add("associate", t() - t0)
         self._undetected = {int(tid): 0 if o == ORIGIN_DETECTED else self._undetected.get(int(tid), 0) + 1

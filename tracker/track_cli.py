@@ -30,7 +30,7 @@ from .config import (
 # the tracking settings a user tunes with KEY=VALUE (defaults in tracker/config.py)
 TRACKING_SETTINGS_HELP = (
     "Tracking settings (KEY=VALUE): association.min_hits=N matched frames confirm a track (only confirmed "
-    "tracks are written and drawn; their first frames are written back), association.confirm_score=S a pose "
+    "tracks are written and drawn; their first frames are written back), association.confirm_score=S a detector box "
     "score that confirms at once (null = never), association.max_lost_seconds=T how long a lost person can come "
     "back with its id (motion gate association.reid_gate / reid_gate_rate in person sizes, colour-histogram "
     "appearance association.appearance, association.reid_min_similarity), association.cut_threshold=G grey-level "

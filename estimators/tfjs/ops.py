@@ -90,6 +90,29 @@ def activate(x: torch.Tensor, kind: str | None, alpha: float = 0.2, prelu: torch
     raise ValueError(f"unknown activation {kind!r}")
 
 
+# activation -> (oneDNN post-op name, its scalars) for the fused CPU inference path of TfConv2d
+_MKLDNN_POINTWISE: dict[str | None, tuple[str, tuple[float, ...]]] = {
+    None: ("none", ()), "Relu": ("relu", ()), "Relu6": ("hardtanh", (0.0, 6.0)),
+}
+_HAS_MKLDNN_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+def _zero_pad_inference(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """``F.pad(x, pad)`` (left, right, top, bottom; NCHW) for inference: zeroes only the border strips instead of
+    the whole output, and keeps x's memory format (channels_last stays channels_last)."""
+    left, right, top, bottom = pad
+    n, c, h, w = x.shape
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    out = torch.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype, device=x.device,
+                      memory_format=fmt)
+    out[:, :, :top].zero_()
+    out[:, :, top + h:].zero_()
+    out[:, :, top:top + h, :left].zero_()
+    out[:, :, top:top + h, left + w:].zero_()
+    out[:, :, top:top + h, left:left + w].copy_(x)
+    return out
+
+
 class TfConv2d(nn.Module):
     """A TF convolution (plain, grouped or depthwise) on NCHW input, with TF padding, bias and activation fused.
 
@@ -119,9 +142,27 @@ class TfConv2d(nn.Module):
             self.prelu = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling():
+            if any(self.extra):
+                x = F.pad(x, self.extra)
+            return activate(self.conv(x), self.activation, self.alpha, self.prelu)
         if any(self.extra):
-            x = F.pad(x, self.extra)
-        return activate(self.conv(x), self.activation, self.alpha, self.prelu)
+            x = _zero_pad_inference(x, self.extra)
+        # inference (no_grad / inference_mode): no autograd history, so the fresh conv output may be overwritten
+        fused = _MKLDNN_POINTWISE.get(self.activation)
+        if fused is not None and x.device.type == "cpu" and x.dtype == torch.float32 and _HAS_MKLDNN_POINTWISE \
+                and x.is_contiguous(memory_format=torch.channels_last):
+            # one oneDNN primitive for conv + bias + activation (the activation applied in cache, not as a
+            # second pass over the whole output)
+            c = self.conv
+            return torch.ops.mkldnn._convolution_pointwise(x, c.weight, c.bias, c.padding, c.stride, c.dilation,
+                                                          c.groups, fused[0], list(fused[1]), "")
+        y = self.conv(x)
+        if self.activation == "Relu6":
+            return F.hardtanh_(y, 0.0, 6.0)
+        if self.activation == "Relu":
+            return F.relu_(y)
+        return activate(y, self.activation, self.alpha, self.prelu)
 
     def extra_repr(self) -> str:
         return f"extra_pad={self.extra}, activation={self.activation}"
@@ -149,7 +190,10 @@ class TfResizeBilinear(nn.Module):
         cols = left + (right - left) * self.fx.to(x.dtype)
         top = cols.index_select(2, self.y0)
         bottom = cols.index_select(2, self.y1)
-        return top + (bottom - top) * self.fy.to(x.dtype)
+        out = top + (bottom - top) * self.fy.to(x.dtype)
+        if x.is_contiguous(memory_format=torch.channels_last):  # keep the convolutions that follow channels_last
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
 
     def extra_repr(self) -> str:
         return f"out_hw={self.out_hw}"

@@ -34,7 +34,7 @@ def frame(poses: list[np.ndarray], score: float = 0.9):
 def step(assoc, poses, t, score=0.9, pose_score=None, descriptors=None):
     kps, scores, boxes = frame(poses, score)
     ps = None if pose_score is None else np.full(len(poses), pose_score)
-    ids = assoc.update(kps, scores, boxes, pose_scores=ps, timestamp=t / FPS, descriptors=descriptors)
+    ids = assoc.update(kps, scores, boxes, confirm_scores=ps, timestamp=t / FPS, descriptors=descriptors)
     return ids, assoc.last_confirmed.copy()
 
 
@@ -126,7 +126,7 @@ def test_bad_lifecycle_settings():
             PoseAssociator(**kw)
     a = PoseAssociator()
     kps, sc, boxes = frame([person(100)])
-    with pytest.raises(AssociationInputError, match="pose_scores"):
-        a.update(kps, sc, boxes, pose_scores=np.ones(3))
+    with pytest.raises(AssociationInputError, match="confirm_scores"):
+        a.update(kps, sc, boxes, confirm_scores=np.ones(3))
     with pytest.raises(AssociationInputError, match="descriptors"):
         a.update(kps, sc, boxes, descriptors=np.ones(3))

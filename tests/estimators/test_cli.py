@@ -97,6 +97,23 @@ def test_convert_checkpoint_fails_cleanly(mmpose0x_file, tmp_path, capsys):
     assert "missing.pth" in capsys.readouterr().err
 
 
+def test_convert_checkpoint_to_a_folder_or_an_unwritable_place_is_one_line(mmpose0x_file, tmp_path, capsys):
+    """Issue 12 item 9: OUT being an existing folder printed torch's traceback (after loading the model)."""
+    import os
+    import sys
+
+    src, _ = mmpose0x_file
+    (tmp_path / "a_file").write_text("not a folder")
+    targets = [(tmp_path, "is an existing folder"), (tmp_path / "a_file" / "x.pth", "cannot create its folder")]
+    if sys.platform.startswith("linux") and os.path.exists("/dev/full"):
+        targets.append(("/dev/full", "cannot write the converted checkpoint"))  # every write fails: disk full
+    for out, needle in targets:
+        assert main(["convert-checkpoint", str(src), str(out), "--estimator", MODEL]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"posetrack convert-checkpoint: error: OUT {out}") and needle in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
 def test_estimate_with_detections_json_out_and_render(testdata, rsn_state, tmp_path, capsys):
     _, model = rsn_state
     ckpt = save_state_dict(model, tmp_path / "rsn18.pth")

@@ -144,6 +144,7 @@ def test_tagged_unions_accept_only_their_kinds_keys():
     ("association.min_similarity=2", "association.min_similarity: expected a number in [0, 1]"),
     ("detector.score_threshold=-1", "detector.score_threshold: expected a number in (0, 1]"),
     ("max_frames=0", "max_frames: expected >= 1"),
+    ("propagation.max_persons=0", "propagation.max_persons: expected >= 1"),
     ("nonsense", "must look like key.sub=value"),
 ])
 def test_bad_values_are_rejected_naming_the_key(override, needle):

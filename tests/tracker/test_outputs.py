@@ -167,6 +167,8 @@ def test_json_outputs_are_readable_like_the_config(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "000001_mpiinew_test.json").stat().st_mode & 0o777 == 0o644
+    written = sorted(tmp_path.rglob("*.json"))
+    assert len(written) >= 2 and all(p.stat().st_mode & 0o777 == 0o644 for p in written), written  # COCO too
 
 
 def test_posetrack_ids_stay_below_10000_and_unique_per_frame(tmp_path):

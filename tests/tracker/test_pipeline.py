@@ -489,3 +489,79 @@ def test_camera_cut_is_detected_from_the_frame_difference_and_resets_motion_only
         ids.append(tracker.step(Frame(t, t / 25, image, f"{t:06d}.jpg")).track_ids.tolist())
     assert tracker.cuts == 1  # frame 3 differs from frame 2 by a few grey levels only
     assert ids[0] == ids[1] and len(ids[2]) == 3 and sorted(ids[3]) == sorted(ids[2])  # tracked in each shot
+
+
+# ------------------------------------------------------------------------------ bounded, sane boxes per frame
+class FixedDetector:
+    """Gives the same boxes and scores on every frame."""
+
+    def __init__(self, boxes, scores):
+        self.boxes, self.scores = np.asarray(boxes, np.float32), np.asarray(scores, np.float32)
+
+    def detect(self, frames):
+        return [Detections(self.boxes, self.scores) for _ in frames]
+
+
+class RecordingEstimator(OracleEstimator):
+    """The oracle, remembering the boxes it was asked to estimate."""
+
+    def __init__(self, scene):
+        super().__init__(scene)
+        self.boxes: list[np.ndarray] = []
+
+    def estimate(self, image, boxes, box_scores, roi_points=None):
+        self.boxes.append(np.array(boxes))
+        return super().estimate(image, boxes, box_scores, roi_points)
+
+
+def test_boxes_are_clipped_to_the_image_and_degenerate_ones_dropped_with_a_warning():
+    from tracker.pipeline import BoxWarning
+
+    scene = make_scene(num_frames=2)
+    person = scene.boxes[0, 0]
+    straddling = [-20, -30, 60, 120]  # a person cut by the top-left corner: clipped, kept
+    boxes = [person, straddling,
+             [W + 10, 10, W + 60, 110],       # wholly right of the image
+             [-80, -150, -10, -20],           # wholly above-left of it
+             [100, 50, 100, 150],             # zero width
+             [150, 60, 140, 160],             # negative width
+             [0, 0, 1e9, 1e9]]                # absurd: clipped it would be the whole frame
+    est = RecordingEstimator(scene)
+    flow = create_flow("dis", preset="medium")
+    tracker = make_tracker(est, FixedDetector(boxes, np.linspace(0.9, 0.99, len(boxes))), flow,
+                           "propagation.pose_nms_oks=null")
+    with pytest.warns(BoxWarning, match=r"frame 0: 5 person box\(es\) outside the 320x240 image"):
+        tracker.step(Frame(0, 0.0, scene.frames[0], None))
+    given = est.boxes[-1]
+    assert len(given) == 2
+    assert (given >= 0).all() and (given[:, [0, 2]] <= W).all() and (given[:, [1, 3]] <= H).all()
+    np.testing.assert_allclose(sorted(given.tolist()), sorted([person.tolist(), [0, 0, 60, 120]]))
+
+    # propagated boxes are clipped too: on frame 1 the detector gives nothing, person 0 is carried by the flow
+    # and its box may not leave the image
+    tracker.detector = FixedDetector(np.zeros((0, 4)), np.zeros(0))
+    est.frame = 1
+    rec = tracker.step(Frame(1, 0.04, scene.frames[1], None))
+    assert len(rec) and len(est.boxes[-1])
+    for b in est.boxes[-1]:
+        assert b[0] >= 0 and b[1] >= 0 and b[2] <= W and b[3] <= H and b[2] - b[0] >= 1 and b[3] - b[1] >= 1
+
+
+def test_persons_per_frame_are_capped_keeping_the_best_scoring_with_a_warning():
+    from tracker.pipeline import BoxWarning
+
+    scene = make_scene(num_frames=1)
+    # 12 x 10 disjoint 20x20 boxes = 120 candidates that box NMS cannot merge
+    xs, ys = np.meshgrid(np.arange(12) * 26.0, np.arange(10) * 24.0)
+    boxes = np.stack([xs.ravel(), ys.ravel(), xs.ravel() + 20, ys.ravel() + 20], axis=1)
+    scores = np.random.default_rng(0).permutation(120) / 200 + 0.3
+    est = RecordingEstimator(scene)
+    tracker = make_tracker(est, FixedDetector(boxes, scores), None, "flow.kind=none",
+                           "propagation.max_persons=50")
+    with pytest.warns(BoxWarning, match=r"frame 0: 120 person boxes, more than propagation.max_persons=50"):
+        tracker.step(Frame(0, 0.0, scene.frames[0], None))
+    given = est.boxes[-1]
+    assert len(given) == 50
+    best = boxes[np.argsort(-scores)[:50]]
+    assert sorted(map(tuple, given.tolist())) == sorted(map(tuple, best.astype(np.float32).tolist()))
+    assert make_tracker(est, FixedDetector(boxes, scores), None).propagation.max_persons == 100  # the default

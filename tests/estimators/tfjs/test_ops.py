@@ -166,3 +166,23 @@ def test_depth_to_space_dcr_order():
                     ref[:, h * bs + i, w * bs + j, :] = x[:, h, w, (i * bs + j) * c_out:(i * bs + j + 1) * c_out]
     out = ops.depth_to_space(torch.from_numpy(x).permute(0, 3, 1, 2), bs).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(out, ref)
+
+
+@pytest.mark.parametrize("activation", [None, "Relu", "Relu6", "Sigmoid"])
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_conv_inference_path_matches_the_autograd_path(activation, depthwise):
+    """Under inference_mode a channels_last CPU input takes the fused conv+bias+activation (oneDNN) or in-place
+    activation path; it must give the plain path's values and keep channels_last for the next layer."""
+    gen = torch.Generator().manual_seed(3)
+    c = 8
+    weight = torch.randn(c, 1 if depthwise else c, 3, 3, generator=gen)
+    bias = torch.randn(c, generator=gen)
+    conv = ops.TfConv2d(weight, bias, (2, 2), (1, 1), (0, 1, 0, 1), c if depthwise else 1, activation)
+    x = (torch.randn(2, c, 10, 10, generator=gen) * 3).contiguous(memory_format=torch.channels_last)
+    assert torch.is_grad_enabled()
+    reference = conv(x).detach()  # grad mode: the plain conv + a separate activation
+    with torch.inference_mode():
+        fast = conv(x)
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+    assert float(reference.max()) > 0  # the check is not vacuous
