@@ -9,7 +9,7 @@ import importlib
 from typing import Any
 
 # The one list of the modules that register models (each calls ``estimators.registry.register``).
-MODEL_MODULES: tuple[str, ...] = ("hrnet", "ms_hrnet", "mspn", "rsn", "blazepose", "tfjs.movenet")
+MODEL_MODULES: tuple[str, ...] = ("hrnet", "ms_hrnet", "mspn", "rsn", "multiposenet", "blazepose", "tfjs.movenet")
 
 _LAZY: dict[str, str] = {
     "Family": "spec", "ModelSpec": "spec", "Poses": "spec", "FAMILIES": "spec", "get_family": "spec",

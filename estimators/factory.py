@@ -54,12 +54,14 @@ def create_estimator(
     """
     spec = get_spec(name)
     check_precision(precision)
-    if spec.kind != TOPDOWN:
-        return spec.builder(checkpoint, device=device, max_batch=max_batch, **model_kwargs)
     if checkpoint is None and not spec.embedded_weights and not random_weights:
         raise MissingWeightsError(
             f"estimator {name!r} has no embedded weights: give --checkpoint FILE (config estimator.checkpoint; "
             f"or estimator.random_weights=true for benchmarks)")
+    if spec.kind != TOPDOWN:
+        if not spec.embedded_weights:  # such a builder decides itself whether random weights are allowed
+            model_kwargs["random_weights"] = random_weights
+        return spec.builder(checkpoint, device=device, max_batch=max_batch, **model_kwargs)
     from . import checkpoints as ckpt
     from .topdown import TopDownEstimator
 

@@ -25,9 +25,9 @@ channel. 70,224,352 parameters.
 Parameter counts (random init): multiposenet_r50 network 42,647,751 (incl. ResNet-50 without ``fc``);
 multiposenet_r101 61,639,879; PRN 70,224,352.
 
-Specs: :data:`SPECS` (kind "multiposenet", builder :func:`create_multiposenet_estimator`) are defined but not
-registered yet: the factory passes non-top-down builders no ``random_weights``, so a registered model without
-shipped weights could not be run with random weights through it.
+Specs: :data:`SPECS` (kind "multiposenet", builder :func:`create_multiposenet_estimator`) are registered as
+``multiposenet_r50`` / ``multiposenet_r101``; no weights are shipped, so the factory refuses them without a
+checkpoint unless ``random_weights``.
 
 Coordinates: boxes are xyxy image pixels with pixel edges (continuous); returned keypoints are image pixels
 with integer pixel centres (the top-down estimators' convention), i.e. continuous - 0.5.
@@ -52,6 +52,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from association.arrays import check_boxes, check_image
 from association.keypoints import COCO17, KeypointLayout
 
+from .registry import register
 from .spec import InferenceError, ModelSpec, Poses
 
 NUM_KEYPOINTS = 17  # COCO-17 keypoint channels; channel 17 of the heatmaps is the person segmentation
@@ -449,6 +450,9 @@ SPECS: dict[str, ModelSpec] = {
                     description=f"MultiPoseNet ResNet-{cfg['depth']}-FPN bottom-up + PRN (COCO-17; no shipped weights)")
     for name, cfg in VARIANTS.items()
 }
+
+for _spec in SPECS.values():
+    register(_spec)
 
 __all__ = ["ASSIGN_MODES", "MULTIPOSENET", "PRN_SIZE", "SPECS", "VARIANTS", "KeypointSubnet", "MultiPoseNet",
            "MultiPoseNetEstimator", "MultiPoseNetWeightsError", "PoseResidualNetwork", "build_multiposenet",

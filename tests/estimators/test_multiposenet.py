@@ -215,3 +215,16 @@ def test_native_checkpoint_loads_strictly(tmp_path, net, zero_residual_prn):
     est = create_multiposenet_estimator(good, assign="max")
     assert torch.equal(est.network.keypoint_subnet.predict.weight, net.keypoint_subnet.predict.weight)
     assert torch.equal(est.prn.dens2.weight, zero_residual_prn.dens2.weight)
+
+
+def test_registered_and_refused_without_a_checkpoint_through_the_factory():
+    from association.keypoints import COCO17
+    from estimators.factory import MissingWeightsError, create_estimator
+    from estimators.registry import get_spec, list_models
+
+    assert {"multiposenet_r50", "multiposenet_r101"} <= set(list_models("multiposenet"))
+    assert get_spec("multiposenet_r50").layout is COCO17
+    with pytest.raises(MissingWeightsError, match="--checkpoint"):
+        create_estimator("multiposenet_r50")
+    est = create_estimator("multiposenet_r50", random_weights=True, assign="max")
+    assert est.spec.name == "multiposenet_r50" and est.num_keypoints == 17
