@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,plot,blazepose
 
-.PHONY: setup test lint demo demo-video bench clean mmdet
+.PHONY: setup test lint demo demo-video bench clean mmdet sample-video
 
 $(BIN)/posetrack: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: $(BIN)/posetrack
 
 bench: setup
 	$(BIN)/python benchmarks/estimators.py
+
+# the real sample video of benchmarks/real_video.py (OpenCV's vtest.avi from Debian's opencv-doc package,
+# sha256-checked) into ~/.cache/posetrack/videos
+sample-video:
+	bash scripts/fetch_sample_video.sh
 
 # optional, for the `mmdet` detector: the `mmdet` extra, then mmengine + mmcv 2.1.0 built from source
 # (-std=c++20, ~25 min on 2 idle cores) + mmdet 3.3.0 (scripts/build_mmcv.sh)

@@ -1,7 +1,12 @@
 """Estimator size and CPU throughput, one JSON line per model.
 
 Usage: ``python benchmarks/estimators.py [--models hrnet_w32 ...|all] [--batches 1 8 32] [--repeats 3]
-[--compile] [--paths ...] [--threads N]``.
+[--compile] [--paths ...] [--threads N] [--sizes-only]``.
+
+``--sizes-only``: parameters and MACs only (built on the meta device, no timing), one line per model. The
+bottom-up MultiPoseNet models (``multiposenet_r50`` / ``_r101``, in ``all``) always get only this line, at
+their 480x480 input and per frame (a top-down model's MACs are per person crop), with the PRN's parameters and
+MACs per person beside; their speed against the number of people is ``benchmarks/multiposenet.py``.
 
 Per model: parameters; conv/linear MACs at the input size (batch 1, ``benchmarks/macs.py`` convention) and the
 model_stats.json reference when there is one; then for every batch size the crops/s of each inference path,
@@ -41,7 +46,7 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.macs import count_macs, count_params  # noqa: E402
-from estimators import build_model, list_models  # noqa: E402
+from estimators import build_model, get_spec, list_models  # noqa: E402
 from estimators.optimize import max_abs_diff, optimize_for_inference  # noqa: E402
 
 _SHARED = Path(os.environ.get("POSETRACK_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -200,6 +205,32 @@ def bench_model(name: str, args: argparse.Namespace, mm_gflops: float) -> dict:
     return line
 
 
+def size_line(name: str, size: tuple[int, int]) -> dict:
+    """Parameters and conv/linear MACs of ``name`` (batch 1), built on the meta device (shapes only, no
+    arithmetic). size: (h, w) of a top-down crop; a MultiPoseNet model uses its spec's input (480x480), per frame."""
+    spec = get_spec(name)
+    bottom_up = spec.kind == "multiposenet"
+    with torch.device("meta"):
+        if bottom_up:
+            from estimators.multiposenet import NUM_KEYPOINTS, PRN_SIZE, PoseResidualNetwork, build_multiposenet
+
+            model, prn = build_multiposenet(name), PoseResidualNetwork()
+            size = (spec.input_size[1], spec.input_size[0])
+        else:
+            model = build_model(name)
+        macs = count_macs(model, size)
+        line: dict = {"model": name, "kind": spec.kind, "input": f"{size[0]}x{size[1]}",
+                      "macs_per": "frame" if bottom_up else "person crop", "params": count_params(model),
+                      "macs": macs, "gmac_1e9": round(macs / 1e9, 3), "gmac_2p30": round(macs / 2**30, 3)}
+        if bottom_up:
+            line["prn_params"] = count_params(prn)
+            line["prn_macs_per_person"] = count_macs(prn, PRN_SIZE, in_channels=NUM_KEYPOINTS)
+    ref = reference_stats(name, size)
+    if ref and ref["conv_linear_macs"]:
+        line["reference"] = ref
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["hrnet_w32"], help="registry names, or 'all'")
@@ -210,17 +241,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--paths", nargs="+", default=list(DEFAULT_PATHS), choices=ALL_PATHS)
     ap.add_argument("--compile", action="store_true", help="also measure the torch.compile paths (slow to build)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    ap.add_argument("--sizes-only", action="store_true", help="parameters and MACs only, no timing")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     networks = list_models("topdown")  # the torch networks (BlazePose has its own benchmark)
-    models = networks if args.models == ["all"] else args.models
-    unknown = sorted(set(models) - set(networks))
+    bottom_up = list_models("multiposenet")  # sizes only here (speed: benchmarks/multiposenet.py)
+    models = networks + bottom_up if args.models == ["all"] else args.models
+    unknown = sorted(set(models) - set(networks) - set(bottom_up))
     if unknown:
-        ap.error(f"unknown model(s) {unknown}; valid: {', '.join(networks)}")
+        ap.error(f"unknown model(s) {unknown}; valid: {', '.join(networks + bottom_up)}")
     if any(b <= 0 for b in args.batches) or args.repeats <= 0:
         ap.error("--batches and --repeats must be positive")
-    mm = matmul_gflops()
+    for name in models:
+        if args.sizes_only or name in bottom_up:
+            print(json.dumps(size_line(name, (args.height, args.width))), flush=True)
+    models = [m for m in models if not args.sizes_only and m not in bottom_up]
+    mm = matmul_gflops() if models else 0.0
     for name in models:
         if name == "blazepose" or name.startswith("blazepose"):
             continue  # not a heatmap network of the contract

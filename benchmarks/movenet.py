@@ -39,7 +39,6 @@ from tracker.config import load_track_config  # noqa: E402
 from tracker.detectors import create_detector  # noqa: E402
 from tracker.sources import Frame  # noqa: E402
 
-POSED_SCORE = 0.3  # a player counts as posed when his pose's mean keypoint score reaches it
 
 
 def to_coco(img_id: int, poses) -> list[dict]:
@@ -115,14 +114,34 @@ def speed(rounds: int, batch: int = 8) -> dict:
     return out
 
 
+DETECTORS = ("centernet", "nanodet", "movenet_multipose")
+
+
+def _clip_figures(cfg, est, detector, frames) -> dict:
+    """The whole tracker on the clip (the default preset's settings with this detector): poses per frame and
+    the players among them, live (every pose kept) and final (the written records, confirmed tracks)."""
+    clip = [Frame(i, i / 25.0, im, f"{i:06d}") for i, im in enumerate(frames)]
+    out: dict[str, object] = {}
+    for key, final in (("live", False), ("final", True)):
+        records = [r for _, r in build_tracker(cfg, estimator=est, detector=detector).run(clip, final=final)]
+        posed = [players_found(np.array(p, np.float32), r.boxes) for p, r in zip(CLIP_PLAYERS, records)]
+        out[f"tracker_{key}_players_posed_per_frame"] = posed
+        out[f"tracker_{key}_extra_poses_per_frame"] = [len(r.boxes) - n for r, n in zip(records, posed)]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--paddings", type=float, nargs="+", default=[DEFAULT_PADDING])
+    ap.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=DETECTORS)
+    ap.add_argument("--thresholds", type=float, nargs="+", default=None,
+                    help="detector score thresholds to sweep (default: each detector's configured one)")
     ap.add_argument("--flip", action="store_true", help="also measure thunder with the flip test")
     ap.add_argument("--speed", action="store_true", help="also print the throughput figures (first)")
     ap.add_argument("--speed-only", action="store_true", help="print only the throughput figures")
+    ap.add_argument("--no-clip", action="store_true", help="skip the tracker runs on the clip")
     ap.add_argument("--rounds", type=int, default=5, help="timing rounds; the best of them is reported")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -135,63 +154,67 @@ def main(argv: list[str] | None = None) -> int:
     coco_dir = args.data / "coco"
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(coco_dir / "test_coco.json"))
-    images = {i: cv2.imread(str(coco_dir / gt.loadImgs(i)[0]["file_name"])) for i in gt.getImgIds()}
-    gt_boxes = {}
-    for img_id in images:
+    ids = list(gt.getImgIds())
+    images = [cv2.imread(str(coco_dir / gt.loadImgs(i)[0]["file_name"])) for i in ids]
+    gt_boxes = []
+    for img_id in ids:
         anns = [a for a in gt.loadAnns(gt.getAnnIds(imgIds=img_id, iscrowd=False)) if a["num_keypoints"] > 0]
-        gt_boxes[img_id] = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
-                                      a["bbox"][1] + a["bbox"][3]] for a in anns], np.float32).reshape(-1, 4)
-    detector = create_detector("centernet")
-    detections = dict(zip(images, detector.detect(list(images.values()))))
-    print(json.dumps({"coco_people_annotated": int(sum(len(b) for b in gt_boxes.values())),
-                      "centernet_people_detected": int(sum(len(d) for d in detections.values()))}))
+        gt_boxes.append(np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                                   a["bbox"][1] + a["bbox"][3]] for a in anns], np.float32).reshape(-1, 4))
 
-    ids = list(images)
-    settings = [(name, pad, False) for name in ("movenet_thunder", "movenet_lightning") for pad in args.paddings]
+    def ap_of(poses_list) -> tuple[float, float]:
+        return coco_ap(gt, [d for i, p in zip(ids, poses_list) for d in to_coco(i, p)])
+
+    # 1. the estimators on the ground-truth boxes
+    estimators = {}
+    for name in ("movenet_thunder", "movenet_lightning"):
+        for pad in args.paddings:
+            est = get_spec(name).builder(None, max_batch=16, padding=pad)
+            estimators[(name, pad)] = est
+            res = ap_of(est.estimate_batch(images, gt_boxes, [np.ones(len(b), np.float32) for b in gt_boxes]))
+            print(json.dumps({"estimator": name, "padding": pad, "boxes": "ground truth",
+                              "coco_ap": round(res[0], 4), "coco_ar": round(res[1], 4)}), flush=True)
     if args.flip:
-        settings.append(("movenet_thunder", args.paddings[0], True))
-    for name, pad, flip in settings:
-        est = get_spec(name).builder(None, max_batch=16, padding=pad, flip_test=flip)
-        on_gt = est.estimate_batch([images[i] for i in ids], [gt_boxes[i] for i in ids],
-                                   [np.ones(len(gt_boxes[i]), np.float32) for i in ids])
-        on_det = est.estimate_batch([images[i] for i in ids], [detections[i].boxes for i in ids],
-                                    [detections[i].scores for i in ids])
-        res: dict[str, object] = {"estimator": name, "padding": pad, "flip_test": flip}
-        res["coco_ap_gt_boxes"], res["coco_ar_gt_boxes"] = coco_ap(
-            gt, [d for i, p in zip(ids, on_gt) for d in to_coco(i, p)])
-        res["coco_ap_centernet"], res["coco_ar_centernet"] = coco_ap(
-            gt, [d for i, p in zip(ids, on_det) for d in to_coco(i, p)])
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()}))
+        est = get_spec("movenet_thunder").builder(None, max_batch=16, padding=args.paddings[0], flip_test=True)
+        res = ap_of(est.estimate_batch(images, gt_boxes, [np.ones(len(b), np.float32) for b in gt_boxes]))
+        print(json.dumps({"estimator": "movenet_thunder", "flip_test": True, "boxes": "ground truth",
+                          "coco_ap": round(res[0], 4)}), flush=True)
 
+    # 2. each detector (at each threshold) + thunder: COCO AP, and the tracker on the clip
     clip_dir = args.data / CLIP
     frames = [cv2.imread(str(clip_dir / f"{i:06d}.jpg")) for i in range(len(CLIP_PLAYERS))]
-    est = get_spec("movenet_thunder").builder(None, padding=args.paddings[0])
-    dets = detector.detect(frames)
-    found, posed, extra = [], [], []
-    for img, players, d in zip(frames, CLIP_PLAYERS, dets):
-        poses = est.estimate(img, d.boxes, d.scores)
-        good = poses.keypoint_scores.mean(axis=1) >= POSED_SCORE
-        found.append(players_found(np.array(players, np.float32), d.boxes))
-        posed.append(players_found(np.array(players, np.float32), d.boxes[good]))
-        extra.append(int(good.sum()) - posed[-1])
-    # the whole tracker (CenterNet every frame + thunder + DIS flow propagation + OKS pose NMS), as a preset runs it
-    cfg = load_track_config(None, settings=[("estimator.kind", "topdown"), ("estimator.name", "movenet_thunder"),
-                                            ("detector.kind", "centernet"), ("flow.kind", "dis")])
-    tracker = build_tracker(cfg, estimator=est, detector=detector)
-    clip = [Frame(i, i / 25.0, im, f"{i:06d}") for i, im in enumerate(frames)]
-    live = [r for _, r in tracker.run(clip, final=False)]  # every pose the pipeline keeps, as tracked
-    tracker = build_tracker(cfg, estimator=est, detector=detector)
-    records = [r for _, r in tracker.run(clip)]  # the written records (confirmed tracks only)
-    print(json.dumps({"clip": CLIP, "centernet_detections_per_frame": [len(d) for d in dets],
-                      "players_detected_per_frame": found, "players_posed_per_frame": posed,
-                      "extra_poses_per_frame": extra, "posed_if_mean_keypoint_score_at_least": POSED_SCORE,
-                      "tracker_live_poses_per_frame": [len(r.boxes) for r in live],
-                      "tracker_live_players_posed_per_frame": [
-                          players_found(np.array(p, np.float32), r.boxes) for p, r in zip(CLIP_PLAYERS, live)],
-                      "tracker_final_poses_per_frame": [len(r.boxes) for r in records],
-                      "tracker_final_players_posed_per_frame": [
-                          players_found(np.array(p, np.float32), r.boxes) for p, r in zip(CLIP_PLAYERS, records)],
-                      "threads": args.threads, "load_avg_1min": round(os.getloadavg()[0], 2)}))
+    thunder = estimators[("movenet_thunder", args.paddings[0])]
+    for kind in args.detectors:
+        defaults = load_track_config(None, settings=[("detector.kind", kind)]).detector
+        for thr in args.thresholds or [defaults.score_threshold]:
+            modes = ["seed", "replace"] if kind == "movenet_multipose" else [None]
+            for mode in modes:
+                settings = [("detector.kind", kind), ("detector.score_threshold", thr)]
+                if mode is not None:
+                    settings.append(("detector.poses", mode))
+                cfg = load_track_config(None, settings=settings)
+                det = create_detector(kind, **{k: v for k, v in vars(cfg.detector).items() if k != "kind"})
+                t0 = time.perf_counter()
+                dets = det.detect(images)
+                det_ms = 1000 * (time.perf_counter() - t0) / len(images)
+                if mode == "replace":  # the detector's own poses, no top-down pass
+                    poses = [d.poses for d in dets]
+                else:
+                    poses = thunder.estimate_batch(images, [d.boxes for d in dets], [d.scores for d in dets])
+                res = {"detector": kind, "score_threshold": thr, "poses": mode or "top-down thunder",
+                       "people_annotated": int(sum(len(b) for b in gt_boxes)),
+                       "boxes": int(sum(len(d) for d in dets)),
+                       "people_found_iou_0.5": int(sum(players_found(g, d.boxes, 0.5) for g, d in zip(gt_boxes, dets))),
+                       "detect_ms_per_image": round(det_ms, 1)}
+                res["coco_ap"], res["coco_ar"] = (round(v, 4) for v in ap_of(poses))
+                if not args.no_clip:
+                    clip_dets = det.detect(frames)
+                    res["clip_players_detected_per_frame"] = [
+                        players_found(np.array(p, np.float32), d.boxes) for p, d in zip(CLIP_PLAYERS, clip_dets)]
+                    res["clip_boxes_per_frame"] = [len(d) for d in clip_dets]
+                    res.update(_clip_figures(cfg, thunder, det, frames))
+                res["threads"], res["load_avg_1min"] = args.threads, round(os.getloadavg()[0], 2)
+                print(json.dumps(res), flush=True)
     return 0
 
 

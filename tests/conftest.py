@@ -25,6 +25,19 @@ def testdata() -> Path:
     return TESTDATA
 
 
+SAMPLE_VIDEO = Path(os.environ.get("POSETRACK_VIDEO_CACHE", Path.home() / ".cache" / "posetrack" / "videos")) \
+    / "vtest.avi"
+
+
+@pytest.fixture(scope="session")
+def sample_video() -> Path:
+    """OpenCV's real sample video vtest.avi (768x576, 10 frames/s, pedestrians on a campus road), fetched by
+    ``make sample-video`` (Debian's opencv-doc, sha256-checked); skips when absent."""
+    if not SAMPLE_VIDEO.is_file():
+        pytest.skip(f"sample video not found at {SAMPLE_VIDEO} (make sample-video)")
+    return SAMPLE_VIDEO
+
+
 @pytest.fixture(scope="session")
 def reference() -> Path:
     """``../shared/reference`` (checkpoint layouts, model stats, protocol); skips when absent."""

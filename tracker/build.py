@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .config import NoFlowConfig, TopDownEstimatorConfig, TrackConfig
+from .config import MultiPoseNetEstimatorConfig, NoFlowConfig, TopDownEstimatorConfig, TrackConfig
 from .pipeline import PoseTracker, Propagation
 
 
@@ -22,15 +22,23 @@ def build_estimator(cfg: TrackConfig):
         return create_estimator(e.name, e.checkpoint, e.checkpoint_format, input_size=e.input_size,
                                 device=cfg.device, precision=e.precision, flip_test=e.flip_test,
                                 max_batch=e.max_batch, random_weights=e.random_weights)
+    if isinstance(e, MultiPoseNetEstimatorConfig):
+        size = {} if e.input_size is None else {"input_size": e.input_size}  # None: the estimator's own
+        return create_estimator(e.name, e.checkpoint, device=cfg.device, max_batch=e.max_batch,
+                                random_weights=e.random_weights, assign=e.assign, peak_threshold=e.peak_threshold,
+                                **size)
     return create_estimator(e.kind, e.checkpoint, device=cfg.device, max_batch=e.max_batch)
 
 
-def build_detector(cfg: TrackConfig, sequence: str | None = None):
+def build_detector(cfg: TrackConfig, sequence: str | None = None, estimator=None):
     """The configured person detector; ``sequence`` (the source's name) lets precomputed PoseTrack
-    detections be matched to frames by the PoseTrack image-id convention."""
+    detections be matched to frames by the PoseTrack image-id convention; ``estimator``: the one-pass
+    estimator whose person subnet ``detector.kind: own`` is (the same object the tracker estimates with)."""
     from .detectors import create_detector
 
-    return create_detector(cfg.detector.kind, device=cfg.device, sequence=sequence, **_settings(cfg.detector))
+    model = {"model": estimator} if cfg.detector.kind == "own" else {}
+    return create_detector(cfg.detector.kind, device=cfg.device, sequence=sequence, **model,
+                           **_settings(cfg.detector))
 
 
 def build_flow(cfg: TrackConfig):
@@ -71,7 +79,7 @@ def build_tracker(cfg: TrackConfig, estimator=None, detector=None, flow=None,
     if estimator is None:
         estimator = build_estimator(cfg)  # refuses a model without weights before building it
     if detector is None:
-        detector = build_detector(cfg, sequence)
+        detector = build_detector(cfg, sequence, estimator=estimator)  # kind "own": the estimator's subnet
     if flow is None:
         flow = build_flow(cfg)
     from association.appearance import PoseAppearance

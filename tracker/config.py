@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from configs import resolve_preset as _resolve
 from configs.loader import ConfigError, from_dict, parse_override, read_yaml, save_yaml, set_value, to_dict
@@ -69,13 +69,48 @@ class TopDownEstimatorConfig:
         if self.input_size is not None:
             _require(all(v > 0 for v in self.input_size), "estimator.input_size",
                      f"expected positive (width, height), got {self.input_size}")
+        _require(self.name not in ONE_PASS_NAMES, "estimator.name",
+                 f"{self.name!r} is a one-pass (bottom-up) model: use estimator.kind=multiposenet "
+                 f"(--estimator {self.name})")
 
 
-EstimatorConfig = BlazePoseEstimatorConfig | TopDownEstimatorConfig
+# the one-pass (bottom-up) models: their person subnet is the detector (detector.kind=own)
+MultiPoseNetName = Literal["multiposenet_r50", "multiposenet_r101"]  # estimators.multiposenet.VARIANTS
+ONE_PASS_NAMES = get_args(MultiPoseNetName)
+ASSIGN_MODES = ("prn", "max", "ucr")  # estimators.multiposenet.ASSIGN_MODES
+
+
+@dataclass
+class MultiPoseNetEstimatorConfig:
+    """MultiPoseNet (bottom-up): one network pass per frame gives the keypoint heatmaps and the person boxes
+    (detector.kind=own); the PRN assigns keypoints to every detected and flow-propagated box."""
+
+    kind: Literal["multiposenet"] = "multiposenet"
+    name: MultiPoseNetName = "multiposenet_r50"
+    checkpoint: str | None = None   # `network` + `prn` state dicts; required unless random_weights (none shipped)
+    input_size: tuple[int, int] | None = None  # (width, height) the frame is fitted into; None = the model's own
+    assign: str = "prn"                # prn | max | ucr (paper Table 3; ucr needs the checkpoint's ucr_prior)
+    peak_threshold: float = 0.1        # minimum heatmap value of a keypoint peak
+    max_batch: int = 64                # person boxes per PRN forward
+    random_weights: bool = False       # allow running without a checkpoint (benchmarks only: poses are noise)
+
+    def __post_init__(self) -> None:
+        _require(self.assign in ASSIGN_MODES, "estimator.assign",
+                 f"{self.assign!r} is not one of {', '.join(ASSIGN_MODES)}")
+        _check_fraction(self.peak_threshold, "estimator.peak_threshold")
+        _require(self.max_batch >= 1, "estimator.max_batch", f"expected >= 1, got {self.max_batch}")
+        if self.input_size is not None:
+            _require(all(v > 0 for v in self.input_size), "estimator.input_size",
+                     f"expected positive (width, height), got {self.input_size}")
+
+
+EstimatorConfig = BlazePoseEstimatorConfig | TopDownEstimatorConfig | MultiPoseNetEstimatorConfig
 
 
 def estimator_kind(name: str) -> str:
     """The ``estimator.kind`` of a registered estimator name (``--estimator NAME``)."""
+    if name in ONE_PASS_NAMES:
+        return "multiposenet"
     return "blazepose" if name == "blazepose" else "topdown"
 
 
@@ -163,8 +198,63 @@ class CenterNetDetectorConfig:
         _require(self.batch_size >= 1, "detector.batch_size", f"expected >= 1, got {self.batch_size}")
 
 
+@dataclass
+class NanoDetDetectorConfig:
+    """NanoDet (COCO), a converted TF.js graph; weights from `posetrack weights fetch`."""
+
+    kind: Literal["nanodet"] = "nanodet"
+    weights: str | None = None      # nanodet.json (with its .bin); None = the fetched copy in the weights cache
+    score_threshold: float = 0.3       # person class score (sigmoid)
+    nms_iou: float = 0.5
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        _check_fraction(self.score_threshold, "detector.score_threshold", low_open=True)
+        _check_fraction(self.nms_iou, "detector.nms_iou", low_open=True)
+        _require(self.batch_size >= 1, "detector.batch_size", f"expected >= 1, got {self.batch_size}")
+
+
+@dataclass
+class MultiPoseDetectorConfig:
+    """MoveNet multipose (bottom-up, up to 6 people), a converted TF.js graph: person boxes, and poses that
+    seed the top-down pass (``poses: seed``, boxes only) or replace it for the detected boxes (``replace``)."""
+
+    kind: Literal["movenet_multipose"] = "movenet_multipose"
+    weights: str | None = None      # movenet-multipose.json; None = the fetched copy in the weights cache
+    score_threshold: float = 0.2       # instance score (centre peak x mean confident keypoint score)
+    nms_iou: float = 0.5
+    long_side: int = 512               # the frame is resized to this long side (rounded to a multiple of 32)
+    poses: Literal["seed", "replace"] = "seed"
+
+    def __post_init__(self) -> None:
+        _check_fraction(self.score_threshold, "detector.score_threshold", low_open=True)
+        _check_fraction(self.nms_iou, "detector.nms_iou", low_open=True)
+        _require(self.long_side >= 32 and self.long_side % 32 == 0, "detector.long_side",
+                 f"expected a multiple of 32 (>= 32), got {self.long_side}")
+        _require(self.poses in ("seed", "replace"), "detector.poses",
+                 f"expected 'seed' or 'replace', got {self.poses!r}")
+
+
+@dataclass
+class OwnDetectorConfig:
+    """The one-pass estimator's own person subnet (MultiPoseNet's RetinaNet head), from the same network pass
+    as the keypoints; chosen by ``--estimator multiposenet_*`` unless ``--detector`` says otherwise."""
+
+    kind: Literal["own"] = "own"
+    score_threshold: float = 0.3       # person score (sigmoid) after NMS at IoU 0.3 (paper sec. 4.1)
+    max_detections: int = 100          # boxes kept per frame, best-scoring
+
+    def __post_init__(self) -> None:
+        _check_fraction(self.score_threshold, "detector.score_threshold", low_open=True)
+        _require(self.max_detections >= 1, "detector.max_detections", f"expected >= 1, got {self.max_detections}")
+
+
 DetectorConfig = (BlazePoseDetectorConfig | TorchvisionDetectorConfig | MMDetDetectorConfig
-                  | PrecomputedDetectorConfig | GroundTruthDetectorConfig | CenterNetDetectorConfig)
+                  | PrecomputedDetectorConfig | GroundTruthDetectorConfig | CenterNetDetectorConfig
+                  | NanoDetDetectorConfig | MultiPoseDetectorConfig | OwnDetectorConfig)
+# detectors a one-pass estimator runs with: its own person subnet, or boxes given by a file (the network still
+# runs once per frame); a second detector network would be a second pass per frame and is refused
+ONE_PASS_DETECTORS = ("own", "gt", "precomputed")
 
 # ------------------------------------------------------------------------------------------------ flow
 FLOW_SCALE = 0.5  # the flow is computed at this fraction of the resolution
@@ -233,10 +323,12 @@ class PropagationConfig:
     duplicate_oks: float = 0.5         # a propagated pose whose OKS with a detected pose exceeds this is dropped
     max_frames: int = 25               # a track is propagated at most this many frames without a detection
     max_persons: int = 100             # at most this many boxes per frame are estimated (best-scoring kept)
-    prefer_detected: bool = False      # box NMS ranks detected boxes above propagated ones (movenet preset: on)
+    prefer_detected: bool = True       # box NMS ranks detected boxes above propagated ones (BlazePose presets: off)
+    min_detected_score: float = 0.2    # a detected pose whose mean keypoint score is below this is dropped
 
     def __post_init__(self) -> None:
         _require(self.det_interval >= 1, "propagation.det_interval", f"must be >= 1, got {self.det_interval}")
+        _check_fraction(self.min_detected_score, "propagation.min_detected_score")
         _check_fraction(self.duplicate_oks, "propagation.duplicate_oks")
         _require(self.max_frames >= 1, "propagation.max_frames", f"expected >= 1, got {self.max_frames}")
         _require(self.max_persons >= 1, "propagation.max_persons", f"expected >= 1, got {self.max_persons}")
@@ -309,8 +401,10 @@ class OutputConfig:
 
 @dataclass
 class TrackConfig:
-    estimator: EstimatorConfig = field(default_factory=BlazePoseEstimatorConfig)
-    detector: DetectorConfig = field(default_factory=BlazePoseDetectorConfig)
+    # the default preset (configs/track_default.yaml): CenterNet person boxes + MoveNet thunder (no flip test)
+    estimator: EstimatorConfig = field(default_factory=lambda: TopDownEstimatorConfig(
+        name="movenet_thunder", flip_test=False))
+    detector: DetectorConfig = field(default_factory=CenterNetDetectorConfig)
     flow: FlowConfig = field(default_factory=DISFlowConfig)
     propagation: PropagationConfig = field(default_factory=PropagationConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
@@ -321,6 +415,16 @@ class TrackConfig:
     def __post_init__(self) -> None:
         if self.max_frames is not None:
             _require(self.max_frames >= 1, "max_frames", f"expected >= 1, got {self.max_frames}")
+        # the one-pass mode: detector "own" is the estimator's person subnet, so it needs a one-pass estimator;
+        # a one-pass estimator takes its own boxes or given ones (gt, precomputed), not a second detector network
+        one_pass = isinstance(self.estimator, MultiPoseNetEstimatorConfig)
+        _require(one_pass or self.detector.kind != "own", "detector.kind",
+                 f"'own' is the person subnet of a one-pass estimator (estimator.kind=multiposenet, e.g. --estimator "
+                 f"multiposenet_r50); estimator.kind is {self.estimator.kind!r}")
+        _require(not one_pass or self.detector.kind in ONE_PASS_DETECTORS, "detector.kind",
+                 f"{self.detector.kind!r} cannot run with estimator.kind=multiposenet, whose network is the detector: "
+                 f"use detector.kind=own (what --estimator {getattr(self.estimator, 'name', '')} chooses without "
+                 f"--detector) or boxes from a file (gt, precomputed)")
 
     def check_runnable(self) -> None:
         """The detector files a run needs, which a preset may leave to the command line (checked before any

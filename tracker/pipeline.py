@@ -27,8 +27,10 @@ Per frame::
 
 A track is propagated only while its re-estimated pose stays credible (mean calibrated keypoint score >=
 min_score), does not duplicate a detected pose (OKS <= duplicate_oks) and for at most ``max_frames`` frames
-without a detection. A camera cut (the mean grey-level change of a thumbnail above ``cut_threshold``) drops
-the flow of that frame and resets the tracks' motion; their appearance is kept for re-identification.
+without a detection; into a frame where the detector runs only confirmed tracks are propagated. A detected
+pose is kept when its mean keypoint score is at least ``min_detected_score``. A camera cut (the mean grey-level
+change of a thumbnail above ``cut_threshold``) drops the flow of that frame and resets the tracks' motion; their
+appearance is kept for re-identification.
 
 Without flow (flow "none") nothing is propagated: the detector runs every frame, association has no motion
 compensation.
@@ -106,6 +108,9 @@ class Propagation:
     duplicate_oks: a propagated pose whose OKS with a detected pose of the frame exceeds this is dropped (the
         detected one is kept, whatever the scores).
     max_frames: a track is propagated for at most this many frames in a row without a detected pose.
+    min_detected_score: a detected pose whose mean keypoint score is below this is dropped too (a detector box
+        on a rock or a sign post gets a pose of scattered low-scoring keypoints: on OpenCV's vtest.avi with
+        CenterNet + MoveNet thunder, mean 0.08-0.16, where the people score 0.25-0.8); 0 = keep all (the paper).
     max_persons: at most this many boxes per frame go to the estimator (the best-scoring after box NMS; a
         :class:`BoxWarning` when more were found): the work of one frame is bounded whatever the detector
         or a bad detection file gives.
@@ -127,6 +132,7 @@ class Propagation:
     max_frames: int
     max_persons: int = 100
     prefer_detected: bool = False
+    min_detected_score: float = 0.0
 
     def __post_init__(self) -> None:
         if self.det_interval < 1:
@@ -179,12 +185,14 @@ class Propagation:
 
     def prune(self, record: PoseRecord, sigmas: tuple[float, ...], image_size: tuple[int, int] | None = None
               ) -> PoseRecord:
-        """Drop weak propagated poses, propagated duplicates of detected poses, then duplicate poses by OKS
-        NMS (``sigmas``: the layout's (K,)); each kept pose's box becomes its keypoints' extent (enlarged by
-        box_enlarge, clipped to ``image_size`` (width, height) px) where it has 2+ keypoints above the
-        keypoint threshold (else the box it was estimated in stays)."""
+        """Drop weak poses (propagated: below min_score, detected: below min_detected_score), propagated
+        duplicates of detected poses, then duplicate poses by OKS NMS (``sigmas``: the layout's (K,)); each kept
+        pose's box becomes its keypoints' extent (enlarged by box_enlarge, clipped to ``image_size`` (width,
+        height) px) where it has 2+ keypoints above the keypoint threshold (else the box it was estimated in
+        stays)."""
         propagated = record.origin == ORIGIN_PROPAGATED
-        weak = propagated & (record.keypoint_scores.mean(axis=1) < self.min_score)
+        mean = record.keypoint_scores.mean(axis=1) if len(record) else np.zeros(0)
+        weak = np.where(propagated, mean < self.min_score, mean < self.min_detected_score)
         record = record[~weak]
         propagated = record.origin == ORIGIN_PROPAGATED
         if propagated.any() and (~propagated).any():
@@ -238,6 +246,40 @@ def clip_to_image(candidates: Candidates, image_size: tuple[int, int], frame_ind
     out = candidates[ok]
     out.boxes = clipped[ok].astype(np.float32)
     return out
+
+
+def _estimate(estimator: _Estimator, image: np.ndarray, candidates: Candidates, given=None):
+    """The estimator's poses of the candidates; ``given`` = (boxes (M, 4) px, Poses of M) from a detector that
+    poses its detections (``movenet_multipose`` with ``poses: replace``): a detected candidate whose box is one
+    of them (boxes are carried unchanged from the detector when already inside the image) takes that pose,
+    only the others go to the estimator. Returns an object with keypoints (N, K, 2) px, keypoint_scores (N, K),
+    pose_scores (N,), roi_points (N, 2, 2) | None and extras, in the candidates' order."""
+    if given is None or not len(given[0]):
+        return estimator.estimate(image, candidates.boxes, candidates.scores, roi_points=candidates.hints())
+    boxes, poses = given
+    if poses.keypoints.shape[1] != estimator.num_keypoints:
+        raise ValueError(f"the detector's poses have {poses.keypoints.shape[1]} keypoints, the estimator's layout "
+                         f"{estimator.num_keypoints}")
+    match = np.full(len(candidates), -1)
+    for i in np.flatnonzero(candidates.origin == ORIGIN_DETECTED):
+        same = np.flatnonzero((boxes == candidates.boxes[i]).all(axis=1))
+        match[i] = same[0] if len(same) else -1
+    rest = np.flatnonzero(match < 0)
+    kps = np.zeros((len(candidates), *poses.keypoints.shape[1:]), np.float32)
+    kps_scores = np.zeros((len(candidates), poses.keypoints.shape[1]), np.float32)
+    pose_scores = np.zeros(len(candidates), np.float32)
+    roi = None
+    if len(rest):
+        sub = candidates[rest]
+        est = estimator.estimate(image, sub.boxes, sub.scores, roi_points=sub.hints())
+        kps[rest], kps_scores[rest], pose_scores[rest] = est.keypoints, est.keypoint_scores, est.pose_scores
+        if est.roi_points is not None:
+            roi = np.full((len(candidates), 2, 2), np.nan, np.float32)
+            roi[rest] = est.roi_points
+    own = np.flatnonzero(match >= 0)
+    kps[own], kps_scores[own] = poses.keypoints[match[own]], poses.keypoint_scores[match[own]]
+    pose_scores[own] = poses.pose_scores[match[own]]
+    return type(poses)(kps, kps_scores, pose_scores, roi)
 
 
 def _warp(points: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -337,14 +379,21 @@ class PoseTracker:
         # 2. candidates: detections (every det_interval-th frame) and last frame's poses moved by the flow
         previous = self._prev if self._prev is not None and len(self._prev) else None
         parts = [Candidates.of(np.zeros((0, 4)), np.zeros(0), ORIGIN_DETECTED)]
-        if prop.detect_now(self._steps, can_propagate=flow is not None and self._prev is not None):
+        detecting = prop.detect_now(self._steps, can_propagate=flow is not None and self._prev is not None)
+        given = None  # (boxes (M, 4) px, Poses of M) the detector posed itself
+        if detecting:
             t0 = t()
             det = self.detector.detect([frame])[0]
             self.times.add("detect", t() - t0)
             parts.append(Candidates.of(det.boxes, det.scores, ORIGIN_DETECTED, det.roi_points))
+            if getattr(det, "poses", None) is not None:  # a one-pass detector's poses replace the top-down pass
+                given = (det.boxes, det.poses)
         t0 = t()
         if previous is not None and flow is not None:
             alive = np.array([self._undetected.get(int(t), 0) < prop.max_frames for t in previous.track_ids], bool)
+            if detecting:  # into a detector frame only confirmed tracks are carried: a tentative one (a person just
+                # found, or junk) must be detected again to count a hit, or junk would confirm itself by the flow
+                alive &= previous.confirmed
             previous = previous[alive]
             row = {int(tid): i for i, tid in enumerate(tracks.track_ids)}
             warped = tracks.keypoints[[row[int(tid)] for tid in previous.track_ids]]
@@ -357,8 +406,7 @@ class PoseTracker:
         # 3. the estimator on all boxes of the frame in one call
         t0 = t()
         if len(candidates):
-            poses = self.estimator.estimate(image, candidates.boxes, candidates.scores,
-                                            roi_points=candidates.hints())
+            poses = _estimate(self.estimator, image, candidates, given)
             rec = PoseRecord(candidates.boxes, candidates.scores, poses.keypoints, poses.keypoint_scores,
                              poses.pose_scores, origin=candidates.origin, frame_index=frame.index,
                              timestamp=frame.timestamp, roi_points=poses.roi_points, extras=dict(poses.extras))

@@ -54,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
     p.add_argument("--preset", default="default",
                    help=f"a shipped preset ({', '.join(list_presets('track'))}) or a YAML path (default: default)")
-    p.add_argument("--estimator", metavar="NAME", help="estimator name (blazepose, hrnet_w32, mspn_2stg, rsn_18, ...)")
+    p.add_argument("--estimator", metavar="NAME",
+                   help="estimator name (blazepose, hrnet_w32, mspn_2stg, rsn_18, ...; multiposenet_r50 / _r101: "
+                        "one network pass per frame, its own person subnet is the detector)")
     p.add_argument("--checkpoint", metavar="FILE", help="estimator weights file")
     p.add_argument("--checkpoint-format", choices=typing.get_args(CheckpointFormat),
                    help="how the checkpoint's keys are laid out (default: recognised from the keys)")
@@ -84,8 +86,10 @@ def flag_settings(args: argparse.Namespace) -> list[tuple[str, Any]]:
     if args.estimator is not None:
         kind = estimator_kind(args.estimator)
         out.append(("estimator.kind", kind))
-        if kind == "topdown":
+        if kind in ("topdown", "multiposenet"):
             out.append(("estimator.name", args.estimator))
+        if kind == "multiposenet" and args.detector is None:
+            out.append(("detector.kind", "own"))  # the one-pass mode: the network's own person subnet
     if args.input_size is not None:
         out.append(("estimator.input_size", parse_wxh(args.input_size, "--input-size")))
     out += [(key, value) for key, value in (
@@ -208,32 +212,25 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
     signals = signals or StopSignals()  # not entered: only its deferral is used (Ctrl-C still raises)
     source = open_source(source_spec, image_root=image_root) if image_root else open_source(source_spec)
     created = _prepare_out_dir(out_dir)  # checked before any model loads
-    from .outputs import claim_outputs
+    try:  # an error or a signal from here to a built tracker leaves no empty --out folder
+        from .outputs import claim_outputs
 
-    try:
         claim_outputs(out_dir, safe_sequence_name(source.name), cfg.output.formats, cfg.output.render or show,
                       overwrite)
+        from tqdm import tqdm
+
+        from .build import build_tracker  # imports torch: only once the source and --out are checked
+        from .outputs import TrackOutputs
+        from .record import TrackStats
+
+        if tracker is None:
+            tracker = build_tracker(cfg, sequence=source.name)
     except BaseException:
         source.close()
         if created:
             with contextlib.suppress(OSError):
                 out_dir.rmdir()
         raise
-    from tqdm import tqdm
-
-    from .build import build_tracker  # imports torch: only once the source and --out are checked
-    from .outputs import TrackOutputs
-    from .record import TrackStats
-
-    if tracker is None:
-        try:
-            tracker = build_tracker(cfg, sequence=source.name)
-        except BaseException:
-            source.close()
-            if created:  # a failed run leaves no empty --out folder
-                with contextlib.suppress(OSError):
-                    out_dir.rmdir()
-            raise
     sequence = safe_sequence_name(source.name)
 
     # live sources (webcam, stream URL) draw in a window whenever a display exists; outputs are written anyway
@@ -243,20 +240,28 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
         total = min(total, cfg.max_frames) if total else cfg.max_frames
     stats = TrackStats()
     interrupted: int | None = None
-    outputs = TrackOutputs(out_dir, sequence, cfg.output.formats, render=cfg.output.render or show,
-                           fps=cfg.output.render_fps or source.fps or 25.0,
-                           keypoint_threshold=cfg.output.keypoint_threshold,
-                           flush_every=cfg.output.flush_every, nframes=source.num_frames, layout=tracker.layout,
-                           overwrite=overwrite)
-    config_path = save_yaml(cfg, out_dir / f"{sequence}.config.yaml")  # after the outputs are ours
+    with signals.deferred():  # a signal here is raised below, once the outputs can be finished
+        outputs = TrackOutputs(out_dir, sequence, cfg.output.formats, render=cfg.output.render or show,
+                               fps=cfg.output.render_fps or source.fps or 25.0,
+                               keypoint_threshold=cfg.output.keypoint_threshold,
+                               flush_every=cfg.output.flush_every, nframes=source.num_frames,
+                               layout=tracker.layout, overwrite=overwrite)
+        config_path = save_yaml(cfg, out_dir / f"{sequence}.config.yaml")  # after the outputs are ours
     bar = None
+    too_small = 0  # frames skipped for their size
     t0 = time.perf_counter()
     try:
+        if signals.received is not None:
+            raise Interrupted(signals.received)
         bar = tqdm(total=total, unit="frame", disable=not progress, desc=sequence, dynamic_ncols=True)
         with source:
             for frame in source:
                 if cfg.max_frames is not None and tracker.times.frames >= cfg.max_frames:
                     break
+                if min(frame.image.shape[:2]) < MIN_FRAME_SIDE:
+                    _warn_too_small(source_spec, frame, too_small)
+                    too_small += 1
+                    continue
                 rendered = None  # files get final records (confirmed tracks, gaps filled), a few frames late
                 for done, record in tracker.finalise(frame, tracker.step(frame)):
                     with signals.atomic():  # a frame goes to the outputs whole, or not at all
@@ -298,7 +303,8 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
         if created:
             with contextlib.suppress(OSError):
                 out_dir.rmdir()
-        raise SourceError(f"{source_spec}: no frame could be decoded (see the warnings above); nothing tracked")
+        raise SourceError(f"{source_spec}: no frame could be decoded and tracked (see the warnings above); "
+                          "nothing tracked")
     seconds = time.perf_counter() - t0
     summary = {
         "source": str(source_spec), "frames": outputs.frames_written, "persons": stats.poses,
@@ -311,6 +317,23 @@ def track_source(cfg: TrackConfig, source_spec: str, out_dir: str | Path, *, sho
     if interrupted is not None:
         raise Interrupted(interrupted, summary)
     return summary
+
+
+# Frames with a side below this are skipped: no person can be detected in them, and OpenCV's DIS flow refuses
+# images under 12 px (at the default flow.scale=0.5, frames under 24 px). A 16x16 or 1x1 video used to crash.
+MIN_FRAME_SIDE = 32
+
+
+def _warn_too_small(source_spec: str, frame, skipped: int) -> None:
+    """Warn about the first frame skipped for its size (once: a video's frames all share one size)."""
+    if skipped == 0:
+        import warnings
+
+        from .sources import FrameSkippedWarning
+
+        h, w = frame.image.shape[:2]
+        warnings.warn(f"{source_spec}: frame {frame.index} is {w}x{h} px, smaller than {MIN_FRAME_SIDE} px on a "
+                      f"side: skipped (and every such frame after it)", FrameSkippedWarning, stacklevel=3)
 
 
 def _write(tracker, outputs, stats, frame, record):

@@ -55,6 +55,11 @@ def run_train(args: argparse.Namespace) -> int:
     from .config import load_config
 
     cfg = load_config(args.config, list(args.overrides))  # a bad recipe is reported before torch is imported
+    if cfg.stage != "topdown":  # a MultiPoseNet stage
+        from .multiposenet_loop import train_multiposenet
+
+        train_multiposenet(cfg)
+        return 0
     from .loop import train
 
     train(cfg)

@@ -18,6 +18,7 @@ from configs import resolve_preset
 from configs.loader import ConfigError, load_yaml
 
 from .augmentation import AugmentParams
+from .multiposenet_config import MULTIPOSENET_VARIANTS, STAGES, MultiPoseNetTrainConfig
 
 ARCHITECTURES = ("hrnet", "ms_hrnet", "mspn", "rsn")
 
@@ -71,17 +72,20 @@ class ScheduleConfig:
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
-    policy: Literal["step", "linear"] = "step"
+    policy: Literal["step", "linear", "plateau"] = "step"  # plateau: MultiPoseNet stages only (per epoch)
     milestones: list[int] = field(default_factory=lambda: [170, 200])
     gamma: float = 0.1
 
 
 @dataclass
 class TrainConfig:
+    # what runs: the top-down loop, or a MultiPoseNet stage (estimators.training.multiposenet_loop)
+    stage: Literal["topdown", "multiposenet_keypoint", "multiposenet_detection", "multiposenet_prn"] = "topdown"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    multiposenet: MultiPoseNetTrainConfig = field(default_factory=MultiPoseNetTrainConfig)
     input_size: tuple[int, int] = (192, 256)  # (w, h) network input
     sigma: float | None = None  # HRNet Gaussian sigma; None = 2 at 256 px height, proportional
     batch_size: int = 32  # GLOBAL batch (all processes together)
@@ -112,6 +116,15 @@ class TrainConfig:
         w, h = self.input_size
         if w % 32 or h % 32:
             raise ConfigError(f"input_size: (w, h) must be multiples of 32, got {tuple(self.input_size)}")
+        if self.stage == "topdown" and self.schedule.policy == "plateau":
+            raise ConfigError("schedule.policy: 'plateau' is for the MultiPoseNet stages (stage: multiposenet_*)")
+        if self.stage in STAGES:
+            if self.model.name not in MULTIPOSENET_VARIANTS:
+                raise ConfigError(f"model.name: a {self.stage} stage trains one of {list(MULTIPOSENET_VARIANTS)}, "
+                                  f"got {self.model.name!r}")
+            if self.resume is not None or self.data.val_annotations:
+                raise ConfigError("resume / data.val_annotations: not supported by the MultiPoseNet stages (each stage "
+                                  "starts from model.init_checkpoint; benchmarks/multiposenet_proofs.py evaluates)")
 
 
 def load_config(path_or_preset: str | os.PathLike | None, overrides: list[str] | None = None) -> TrainConfig:

@@ -95,18 +95,24 @@ def _check_outputs(out: Path, at_least: int) -> int:
     return n
 
 
-def test_signals_at_random_points_of_a_real_run(clip_folder, tmp_path):
-    """SIGINT (twice, the second while the outputs are being finished), SIGTERM and SIGKILL, each after a random
-    number of flushed frames (seeded): the first two finish every output and exit 128 + signal with a message and
-    no traceback; SIGKILL leaves the journal (no temporary file), which assembles into valid files. SIGHUP during
-    start-up (handlers installed, models loading): exit 129 with a message, no traceback, no --out folder."""
-    rng = random.Random(12)
-    cases = {"int": signal.SIGINT, "term": signal.SIGTERM, "kill": signal.SIGKILL}
-    points = {name: rng.randint(1, 3) for name in cases}
+@pytest.mark.parametrize("seed", [12, 2024])
+def test_signals_at_random_points_of_a_real_run(clip_folder, tmp_path, seed):
+    """Item 6, per seed: SIGINT (twice, the second while the outputs are being finished), SIGTERM, SIGHUP and
+    SIGKILL, each after a random number of flushed frames: the first three finish every output (the 2017 file
+    too) and exit 128 + signal with a message and no traceback; SIGKILL leaves the journal (no temporary
+    file), which assembles into valid files. During start-up: SIGHUP as soon as the handlers are installed,
+    and Ctrl-C while the models load (--out already created): exit 129 / 130 with a message, no traceback,
+    no --out folder left behind (Ctrl-C while torch was being imported left an empty one)."""
+    rng = random.Random(seed)
+    cases = {"int": signal.SIGINT, "term": signal.SIGTERM, "hup": signal.SIGHUP, "kill": signal.SIGKILL}
+    points = {name: rng.randint(1, 4) for name in cases}
     procs = {name: _start(clip_folder, tmp_path / name) for name in cases}
     procs["startup"] = _start(clip_folder, tmp_path / "startup")
+    procs["loading"] = _start(clip_folder, tmp_path / "loading")
     _wait(lambda: _handles_signals(procs["startup"].pid), procs["startup"])
     procs["startup"].send_signal(signal.SIGHUP)
+    _wait(lambda: (tmp_path / "loading").exists(), procs["loading"])   # --out checked, models loading
+    procs["loading"].send_signal(signal.SIGINT)
     flushed: dict[str, int] = {}
     end = time.monotonic() + 240
     while len(flushed) < len(cases):            # signal each run as soon as it has flushed its frames
@@ -125,7 +131,7 @@ def test_signals_at_random_points_of_a_real_run(clip_folder, tmp_path):
         time.sleep(0.01)
     results = {name: (proc.wait(timeout=120), *proc.communicate()) for name, proc in procs.items()}
 
-    for name, signum in (("int", signal.SIGINT), ("term", signal.SIGTERM)):
+    for name, signum in (("int", signal.SIGINT), ("term", signal.SIGTERM), ("hup", signal.SIGHUP)):
         rc, _, err = results[name]
         assert rc == 128 + signum, (name, rc, err[-2000:])
         assert "Traceback" not in err and "every output is written and valid" in err, err[-2000:]
@@ -140,10 +146,11 @@ def test_signals_at_random_points_of_a_real_run(clip_folder, tmp_path):
     recover_journal(out / f"{SEQ}.partial.jsonl")
     assert _check_outputs(out, flushed["kill"]) >= flushed["kill"]
 
-    rc, _, err = results["startup"]
-    assert rc == 129 and "Traceback" not in err, err[-2000:]
-    assert "stopped by SIGHUP during start-up; nothing was tracked" in err
-    assert not (tmp_path / "startup").exists()   # and no empty --out folder
+    for name, signum, what in (("startup", signal.SIGHUP, "SIGHUP"), ("loading", signal.SIGINT, "Ctrl-C (SIGINT)")):
+        rc, _, err = results[name]
+        assert rc == 128 + signum and "Traceback" not in err, (name, rc, err[-2000:])
+        assert f"stopped by {what} during start-up; nothing was tracked" in err, err[-2000:]
+        assert not (tmp_path / name).exists()   # and no empty --out folder
 
 
 def test_a_failed_run_leaves_no_out_folder_and_bad_outputs_are_reported_first(tmp_path, capsys):
@@ -161,6 +168,24 @@ def test_a_failed_run_leaves_no_out_folder_and_bad_outputs_are_reported_first(tm
     t = time.perf_counter()
     assert main(["track", str(folder), "--out", str(tmp_path / "blocked" / "out"), "--no-progress"]) == 2
     assert "cannot write there" in capsys.readouterr().err and time.perf_counter() - t < 5
+
+
+def test_a_run_whose_model_fails_to_load_leaves_no_out_folder(tmp_path, capsys):
+    """Item 9: a run that fails after --out was checked and created (here the estimator's weights file is not
+    a model) removes the empty --out folder it made."""
+    pytest.importorskip("ai_edge_litert", reason="the blazepose extra (TFLite runtime) is not installed")
+    from tracker.cli import main
+
+    folder = tmp_path / SEQ
+    folder.mkdir()
+    cv2.imwrite(str(folder / "000000.jpg"), np.full((64, 64, 3), 128, np.uint8))
+    (tmp_path / "broken.tflite").write_bytes(b"not a flatbuffer" * 8)
+    out = tmp_path / "out"
+    assert main(["track", str(folder), "--out", str(out), "--no-progress",
+                 f"estimator.checkpoint={tmp_path / 'broken.tflite'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("posetrack track: error:") and "Traceback" not in err, err
+    assert not out.exists()
 
 
 def test_stop_signals_defer_a_second_signal():
@@ -232,6 +257,100 @@ def test_disk_full_keeps_a_valid_journal_and_no_temporary_file(tmp_path):
     assert result["flushed"] > 0 and result["images"] == result["flushed"] and result["coco"] == 4 * result["flushed"]
 
 
+def _in_mount_namespace(script: str, *args: str, setup: str = "") -> subprocess.CompletedProcess:
+    """Run ``python -c script args`` as (mapped) root in a private mount namespace after the shell commands
+    ``setup`` (mounts there are invisible outside and vanish with it); skip with the reason where that is not
+    permitted. chmod cannot make a folder unwritable for root: a read-only mount does."""
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare(1) for a private mount namespace")
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o ro tmpfs /mnt"], capture_output=True,
+                           text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount in a private namespace here: {probe.stderr.strip()[:200]}")
+    command = f"{setup} exec {sys.executable} -c \"$SCRIPT\" {' '.join(args)}"
+    env = dict(os.environ, SCRIPT=script, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return subprocess.run(["unshare", "-rm", "sh", "-c", command], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+READ_ONLY_OUT = textwrap.dedent("""
+    import json, sys
+    from tracker.cli import main
+    folder, root = sys.argv[1], sys.argv[2]
+    codes = [main(["track", folder, "--out", out, "--no-progress"]) for out in (root, root + "/new")]
+    print(json.dumps({"codes": codes, "torch": "torch" in sys.modules}))
+""")
+
+
+def test_read_only_out_is_reported_before_any_model_loads(tmp_path):
+    """Unwritable outputs: --out on a read-only mount (an existing folder, and one to be created there) is a
+    one-line error naming it, exit 2, before torch or any model is loaded."""
+    folder = tmp_path / SEQ
+    folder.mkdir()
+    cv2.imwrite(str(folder / "000000.jpg"), np.full((64, 64, 3), 128, np.uint8))
+    root = tmp_path / "ro"
+    root.mkdir()
+    proc = _in_mount_namespace(READ_ONLY_OUT, str(folder), str(root), setup=f"mount -t tmpfs -o ro tmpfs {root} &&")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"codes": [2, 2], "torch": False}, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"posetrack track: error: --out {root}: cannot write there (Read-only file system)",
+                     f"posetrack track: error: --out {root}/new: cannot write there (Read-only file system)"]
+
+
+MID_RUN_READ_ONLY = textwrap.dedent("""
+    import json, os, subprocess, sys, time
+    folder, out, journal, *command = sys.argv[1:]
+    proc = subprocess.Popen([sys.executable, "-m", "tracker.cli", "track", folder, "--out", out, *command],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def frames():
+        try:
+            return max(0, open(journal).read().count("\\n") - 1)
+        except OSError:
+            return 0
+    end = time.monotonic() + 240
+    while frames() < 3 and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.02)
+    flushed = frames()
+    # the folder turns read-only under the running process: a read-only bind mount of it on itself (a plain
+    # remount is refused while the journal is open for writing; the open journal stays writable)
+    for cmd in (["mount", "--bind", out, out], ["mount", "-o", "remount,bind,ro", out]):
+        subprocess.run(cmd, check=True)
+    try:
+        open(os.path.join(out, "probe"), "w").close()
+        probe = "writable"
+    except OSError as exc:
+        probe = exc.strerror
+    _, err = proc.communicate(timeout=240)
+    subprocess.run(["umount", out], check=True)
+    print(json.dumps({"flushed": flushed, "probe": probe, "rc": proc.returncode, "err": err}))
+""")
+
+
+def test_outputs_turning_read_only_mid_run_fail_honestly_and_keep_the_journal(clip_folder, tmp_path):
+    """Unwritable outputs mid-run: a real run whose --out turns read-only after a few flushed frames cannot
+    write its final files: exit 2 with one line naming the folder, the error and the journal, no traceback;
+    no temporary file and no partial final file is left, the journal keeps every flushed frame, and it
+    assembles into valid files once the folder is writable again (as the next run does)."""
+    out = tmp_path / "out"
+    journal = out / f"{SEQ}.partial.jsonl"
+    proc = _in_mount_namespace(MID_RUN_READ_ONLY, str(clip_folder), str(out), str(journal), "--no-progress",
+                               "output.flush_every=1", FORMATS, "detector.tile_scales=[1.0]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    err = result["err"]
+    assert result["probe"] == "Read-only file system" and result["flushed"] >= 3, result
+    assert result["rc"] == 2 and "Traceback" not in err, err[-3000:]
+    message = [line for line in err.splitlines() if line.startswith("posetrack track: error:")]
+    assert len(message) == 1 and "Read-only file system" in message[0] and str(journal) in message[0], err[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == [f"{SEQ}.config.yaml", journal.name]  # no temporary file
+    from tracker.outputs import recover_journal
+
+    recover_journal(journal)
+    assert _check_outputs(out, result["flushed"]) >= result["flushed"]
+
+
 @pytest.mark.parametrize("override, key", [
     ("detector.score_threshold=0", "detector.score_threshold"),       # 2,058 poses and 5 GB for one frame
     ("detector.score_threshold=-1", "detector.score_threshold"),
@@ -242,7 +361,9 @@ def test_disk_full_keeps_a_valid_journal_and_no_temporary_file(tmp_path):
     ("max_frames=-1", "max_frames"),
     ("output.render_fps=-1", "output.render_fps"),
     ("output.flush_every=0", "output.flush_every"),
-    ("flow.scale=0", "flow.scale"),
+    ("flow.scale=0", "flow.scale"),                                   # was "scale: ..."
+    ("propagation.box_enlarge=-1", "propagation.box_enlarge"),       # was "enlarge: ..."
+    ("association.min_similarity=2", "association.min_similarity"),  # was "min_similarity: ..."
 ])
 def test_settings_are_range_checked_with_their_dotted_name(override, key, tmp_path, capsys):
     """Item 3: every out-of-range setting is a one-line error naming its full dotted key, before any model
@@ -254,6 +375,20 @@ def test_settings_are_range_checked_with_their_dotted_name(override, key, tmp_pa
     err = capsys.readouterr().err
     assert f": {key}: " in err and "Traceback" not in err, err
     assert time.perf_counter() - t < 2 and not (tmp_path / "out").exists()
+
+
+def test_range_errors_come_before_torch_loads(tmp_path):
+    """Item 3: range errors appeared only after 10-20 s of model loading; now no torch is imported first."""
+    code = ("import sys; from tracker.cli import main; "
+            "codes = [main(['track', sys.argv[1], '--out', sys.argv[2], o]) for o in sys.argv[3:]]; "
+            "print(*codes, 'torch' in sys.modules)")
+    overrides = ["detector.score_threshold=0", "max_frames=-1", "propagation.nms_iou=5"]
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(tmp_path / "out"), *overrides],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["2", "2", "2", "False"], (proc.stdout, proc.stderr[-2000:])
+    for override in overrides:
+        assert f": {override.split('=')[0]}: expected" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_detector_nms_iou_and_batch_size_checked():

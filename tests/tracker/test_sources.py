@@ -323,3 +323,54 @@ def test_a_run_that_decodes_nothing_fails(tmp_path):
         with pytest.raises(SourceError, match="broken: no frame could be decoded"):
             track_source(cfg, str(folder), out, progress=False, tracker=tracker)
     assert not out.exists()
+
+
+def _write_mjpeg_avi(path: Path, size: tuple[int, int], n: int) -> None:
+    """Motion-JPEG in AVI: the one codec of OpenCV's writer that takes a 1x1 frame (mp4v refuses it)."""
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, size)
+    assert vw.isOpened()
+    for i in range(n):
+        vw.write(np.full((size[1], size[0], 3), 20 * i, np.uint8))
+    vw.release()
+
+
+def test_one_pixel_video_decord_garbles_is_read_with_opencv(tmp_path):
+    """Item 4: decord returns a 1x1 video's frames with 96 channels; the source falls back to OpenCV."""
+    import decord
+
+    path = tmp_path / "dot.avi"
+    _write_mjpeg_avi(path, (1, 1), 5)
+    assert decord.VideoReader(str(path))[0].asnumpy().shape == (1, 1, 96)   # what the fallback is for
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FrameSkippedWarning)
+        with open_source(path) as src:
+            frames = list(src)
+            assert src.backend == "opencv"
+    assert [f.image.shape for f in frames] == [(1, 1, 3)] * 5 and [f.index for f in frames] == list(range(5))
+
+
+def test_frames_too_small_to_track_are_refused(tmp_path):
+    """Item 4 / bounded work: a 16x16 or 1x1 video, once decoded, crashed the run in OpenCV's DIS flow (a
+    traceback, exit 1); such frames are now skipped with one warning naming the size, and a run with nothing
+    else is a SourceError (exit 2) that leaves no outputs."""
+    from association.keypoints import COCO17
+    from tracker.build import build_tracker
+    from tracker.config import load_track_config
+    from tracker.track_cli import MIN_FRAME_SIDE, track_source
+
+    class Unused:  # every frame is refused before any component is called
+        layout = COCO17
+        num_keypoints = 17
+
+    cfg = load_track_config(None, ["association.appearance=false"])
+    _write_video(tmp_path / "tiny.mp4", (16, 16), 4)
+    _write_mjpeg_avi(tmp_path / "dot.avi", (1, 1), 4)
+    for name, size in (("tiny.mp4", "16x16"), ("dot.avi", "1x1")):
+        tracker = build_tracker(cfg, estimator=Unused(), detector=Unused(), flow=Unused())
+        out = tmp_path / f"out_{name}"
+        small = f"frame 0 is {size} px, smaller than {MIN_FRAME_SIDE} px"
+        with pytest.warns(FrameSkippedWarning, match=small) as rec, \
+                pytest.raises(SourceError, match=f"{name}: no frame could be decoded and tracked"):
+            track_source(cfg, str(tmp_path / name), out, progress=False, tracker=tracker)
+        assert len([w for w in rec if issubclass(w.category, FrameSkippedWarning)]) == 1   # once, not per frame
+        assert not out.exists()

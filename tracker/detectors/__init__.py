@@ -4,8 +4,10 @@
 ``detect(frames) -> list[Detections]``, one per frame, boxes in that frame's image pixels. Kinds (one module
 each): ``blazepose`` (the embedded tiled BlazePose detector; gives ``Detections.roi_points``), ``torchvision``
 (torchvision COCO detectors, weights never downloaded), ``mmdet`` (MMDetection 3.x, optional), ``precomputed``
-(a COCO detection-results JSON), ``centernet`` (CenterNet, a converted TF.js
-graph), ``gt`` (oracle boxes from a PoseTrack annotation file). Importing this
+(a COCO detection-results JSON), ``centernet`` / ``nanodet`` (CenterNet / NanoDet, converted TF.js
+graphs), ``movenet_multipose`` (MoveNet multipose: boxes, and poses in ``Detections.poses``), ``gt`` (oracle
+boxes from a PoseTrack annotation file), ``own`` (the person subnet of a one-pass estimator, given as
+``model``: MultiPoseNet's boxes from the same network pass as its keypoints). Importing this
 package imports no torch; each kind imports what it needs when built.
 """
 from __future__ import annotations
@@ -18,6 +20,9 @@ from .blazepose import BlazePosePersonDetector
 from .centernet import CenterNetDetector
 from .ground_truth import GroundTruthDetector
 from .mmdetection import MMDetDetector
+from .movenet_multipose import MultiPoseDetector
+from .nanodet import NanoDetDetector
+from .own import OwnPersonDetector
 from .postprocess import COCO_PERSON_CATEGORY_ID, MMDET_PERSON_LABEL, postprocess
 from .precomputed import PrecomputedDetector
 from .torchvision_coco import TORCHVISION_MODELS, TorchvisionDetector, torchvision_weights_file
@@ -30,20 +35,26 @@ KIND_SETTINGS: Mapping[str, tuple[str, ...]] = {
     "precomputed": ("file", "annotations", "score_threshold"),
     "gt": ("file",),
     "centernet": ("weights", "score_threshold", "nms_iou", "batch_size"),
+    "nanodet": ("weights", "score_threshold", "nms_iou", "batch_size"),
+    "movenet_multipose": ("weights", "score_threshold", "nms_iou", "long_side", "poses"),
+    "own": ("score_threshold", "max_detections"),
 }
 _REQUIRED: Mapping[str, tuple[tuple[str, str], ...]] = {
     "mmdet": (("config", "an mmdet config file"), ("checkpoint", "its checkpoint file")),
     "precomputed": (("file", "a COCO detection-results JSON"),),
     "gt": (("file", "a PoseTrack annotation JSON"),),
+    "own": (("score_threshold", "a person score in (0, 1]"), ("max_detections", "boxes kept per frame")),
 }
 
 
-def create_detector(kind: str, *, device: str = "cpu", sequence: str | None = None, **settings: Any) -> PersonDetector:
+def create_detector(kind: str, *, device: str = "cpu", sequence: str | None = None, model: Any = None,
+                    **settings: Any) -> PersonDetector:
     """The person detector of ``kind`` with that kind's settings (see :data:`KIND_SETTINGS`).
 
     device: torch device of the torchvision / mmdet models (BlazePose runs on the CPU; files need none).
     sequence: the source's name (e.g. a PoseTrack sequence "003418_mpii_test"): precomputed detections are
     matched to frames by the PoseTrack image-id convention and a merged annotation file is restricted to it.
+    model: for kind ``own`` only, the one-pass estimator whose person subnet detects (the tracker's estimator).
     A setting given as None takes the detector's default (for ``nms_iou``: no extra NMS).
     """
     if kind not in KIND_SETTINGS:
@@ -56,8 +67,13 @@ def create_detector(kind: str, *, device: str = "cpu", sequence: str | None = No
     for field, what in _REQUIRED.get(kind, ()):
         if not settings.get(field):
             raise DetectorError(f"detector kind {kind!r} needs detector.{field} ({what})")
+    if (model is not None) != (kind == "own"):
+        raise DetectorError(f"detector kind {kind!r}: " + ("needs the one-pass estimator (model=...)" if kind == "own"
+                                                           else "takes no model (only kind 'own' does)"))
     given = {k: v for k, v in settings.items() if v is not None}
     threshold = {"score_threshold": given["score_threshold"]} if "score_threshold" in given else {}
+    if kind == "own":
+        return OwnPersonDetector(model, **given)
     if kind == "blazepose":
         return BlazePosePersonDetector(**given)
     if kind == "torchvision":
@@ -73,6 +89,12 @@ def create_detector(kind: str, *, device: str = "cpu", sequence: str | None = No
         if "nms_iou" in settings:
             given["nms_iou"] = settings["nms_iou"]
         return CenterNetDetector(device=device, **given)
+    if kind == "nanodet":
+        if "nms_iou" in settings:
+            given["nms_iou"] = settings["nms_iou"]
+        return NanoDetDetector(device=device, **given)
+    if kind == "movenet_multipose":
+        return MultiPoseDetector(device=device, **given)
     if kind == "precomputed":
         return PrecomputedDetector(given["file"], annotation_path=given.get("annotations"), sequence=sequence,
                                    **threshold)
@@ -81,8 +103,9 @@ def create_detector(kind: str, *, device: str = "cpu", sequence: str | None = No
 
 __all__ = [
     "COCO_PERSON_CATEGORY_ID", "KIND_SETTINGS", "MMDET_PERSON_LABEL", "TORCHVISION_MODELS", "BlazePosePersonDetector",
-    "CenterNetDetector",
-    "DetectionFileError", "Detections", "DetectorError", "GroundTruthDetector", "MMDetDetector", "PersonDetector",
+    "CenterNetDetector", "MultiPoseDetector", "NanoDetDetector",
+    "DetectionFileError", "Detections", "DetectorError", "GroundTruthDetector", "MMDetDetector", "OwnPersonDetector",
+    "PersonDetector",
     "PrecomputedDetector", "TorchvisionDetector", "WeightsNotFoundError", "create_detector", "postprocess",
     "torchvision_weights_file",
 ]
