@@ -57,6 +57,9 @@ def check_scale(scale: float) -> float:
     return scale
 
 
+MIN_WORKING_SIDE = 32  # px: the smallest side a flow is computed at when scale < 1
+
+
 class FlowBackend:
     """Base class of the flow backends. Subclasses implement ``_compute`` at the working resolution.
 
@@ -83,8 +86,10 @@ class FlowBackend:
         if self.scale == 1.0:
             flow = self._compute(prev, curr)
         else:
-            small_w = max(1, int(round(width * self.scale)))
-            small_h = max(1, int(round(height * self.scale)))
+            # never below MIN_WORKING_SIDE px per side (DIS fails on images of a few px: its coarsest
+            # pyramid level needs room for a patch), nor above the frame itself
+            small_w = min(width, max(MIN_WORKING_SIDE, int(round(width * self.scale))))
+            small_h = min(height, max(MIN_WORKING_SIDE, int(round(height * self.scale))))
             small_prev = cv2.resize(prev, (small_w, small_h), interpolation=cv2.INTER_AREA)
             small_curr = cv2.resize(curr, (small_w, small_h), interpolation=cv2.INTER_AREA)
             small_flow = self._compute(small_prev, small_curr)

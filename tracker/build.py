@@ -36,8 +36,8 @@ def build_detector(cfg: TrackConfig, sequence: str | None = None, estimator=None
     estimator whose person subnet ``detector.kind: own`` is (the same object the tracker estimates with)."""
     from .detectors import create_detector
 
-    model = {"model": estimator} if cfg.detector.kind == "own" else {}
-    return create_detector(cfg.detector.kind, device=cfg.device, sequence=sequence, **model,
+    own = {"estimator": estimator} if cfg.detector.kind == "own" else {}
+    return create_detector(cfg.detector.kind, device=cfg.device, sequence=sequence, **own,
                            **_settings(cfg.detector))
 
 
@@ -66,7 +66,7 @@ def build_associator(cfg: TrackConfig, sigmas: tuple[float, ...]):
                           keypoint_score_threshold=a.keypoint_threshold, method=a.match, sigmas=sigmas,
                           min_hits=a.min_hits, confirm_score=a.confirm_score, max_lost_seconds=a.max_lost_seconds,
                           reid_min_similarity=a.reid_min_similarity, reid_gate=a.reid_gate,
-                          reid_gate_rate=a.reid_gate_rate)
+                          reid_gate_rate=a.reid_gate_rate, reid_min_appearance=a.reid_min_appearance)
 
 
 def build_tracker(cfg: TrackConfig, estimator=None, detector=None, flow=None,

@@ -40,8 +40,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv)
-    args, extra = parser.parse_known_args(argv)
+    try:
+        parser = build_parser(argv)
+        args, extra = parser.parse_known_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C before a subcommand installs its handlers: no traceback
+        print("posetrack: interrupted", file=sys.stderr)
+        return 130
     if extra:
         # dotted KEY=VALUE overrides may follow options (argparse only takes positionals in one run)
         if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):

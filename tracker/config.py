@@ -354,6 +354,7 @@ class AssociationConfig:
     reid_min_similarity: float = 0.5   # appearance (and motion-gate) similarity for re-identification
     reid_gate: float = 1.0             # motion gate radius in person sizes ...
     reid_gate_rate: float = 1.0        # ... plus this many person sizes per second lost
+    reid_min_appearance: float = 0.0   # appearance similarity needed on its own (0 = none)
     appearance: bool = True            # colour histograms along the pose as the re-identification cue
     cut_threshold: float | None = 40.0  # mean grey-level change (0-255) that marks a camera cut (None = off)
 
@@ -362,6 +363,7 @@ class AssociationConfig:
         _require(self.max_lost_seconds >= 0, "association.max_lost_seconds",
                  f"expected >= 0, got {self.max_lost_seconds}")
         _check_fraction(self.reid_min_similarity, "association.reid_min_similarity")
+        _check_fraction(self.reid_min_appearance, "association.reid_min_appearance")
         _require(self.reid_gate >= 0 and self.reid_gate_rate >= 0, "association.reid_gate",
                  f"reid_gate and reid_gate_rate must be >= 0, got {self.reid_gate}, {self.reid_gate_rate}")
         if self.cut_threshold is not None:

@@ -187,8 +187,13 @@ def _prepare_out_dir(out_dir: Path) -> bool:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out_dir):
             pass
-    except OSError as exc:
-        raise OSError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from None
+    except BaseException as exc:  # an error, or a signal (Interrupted) arriving right after the mkdir
+        if created:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        if isinstance(exc, OSError):
+            raise OSError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from None
+        raise
     return created
 
 

@@ -94,8 +94,9 @@ def load_coco_images(ann_file: str | os.PathLike, image_dir: str | os.PathLike) 
             seg.append(a)
         out.append(ImagePeople(
             str(os.path.join(image_dir, info["file_name"])), int(img_id), int(info["width"]), int(info["height"]),
-            np.asarray(kps, np.float64).reshape(-1, NUM_KEYPOINTS, 2), np.asarray(vis, bool).reshape(-1, NUM_KEYPOINTS),
-            np.asarray(boxes, np.float64).reshape(-1, 4), seg, ignore, np.asarray(all_boxes, np.float64).reshape(-1, 4)))
+            np.asarray(kps, np.float64).reshape(-1, NUM_KEYPOINTS, 2),
+            np.asarray(vis, bool).reshape(-1, NUM_KEYPOINTS), np.asarray(boxes, np.float64).reshape(-1, 4), seg,
+            ignore, np.asarray(all_boxes, np.float64).reshape(-1, 4)))
     return coco, out
 
 
@@ -218,7 +219,8 @@ class KeypointDataset(Dataset):
         # the paper writes "vertical flipping"; we mirror left/right (swapping the layout's pairs) as every
         # keypoint recipe does: an upside-down person is no pose COCO contains
         if aug.flip_prob > 0 and rng.random() < aug.flip_prob:
-            image, seg, ignore = flip_image(image), flip_image(seg[..., None])[..., 0], flip_image(ignore[..., None])[..., 0]
+            image, seg, ignore = flip_image(image), np.ascontiguousarray(seg[:, ::-1]), \
+                np.ascontiguousarray(ignore[:, ::-1])
             flipped = [flip_keypoints(k - 0.5, v, im.width, self.layout) for k, v in zip(kps, vis)]
             kps = np.stack([k for k, _ in flipped]) + 0.5
             vis = np.stack([v for _, v in flipped]) > 0
@@ -386,7 +388,8 @@ def prn_target(keypoints: np.ndarray, visible: np.ndarray, box: np.ndarray, sigm
     j = np.clip(np.floor((keypoints[:, 0] - x1) / max(x2 - x1, 1e-6) * wc), 0, wc - 1)
     i = np.clip(np.floor((keypoints[:, 1] - y1) / max(y2 - y1, 1e-6) * hc), 0, hc - 1)
     ys, xs = np.arange(hc)[None, :, None], np.arange(wc)[None, None, :]
-    g = np.exp(-((ys - i[:, None, None]) ** 2 + (xs - j[:, None, None]) ** 2) / (2 * sigma ** 2)) / (2 * np.pi * sigma ** 2)
+    d2 = (ys - i[:, None, None]) ** 2 + (xs - j[:, None, None]) ** 2
+    g = np.exp(-d2 / (2 * sigma ** 2)) / (2 * np.pi * sigma ** 2)
     w = np.asarray(visible, bool)
     return (g * w[:, None, None]).astype(np.float32), w.astype(np.float32)
 

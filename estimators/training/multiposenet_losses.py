@@ -41,8 +41,8 @@ def keypoint_loss(final: torch.Tensor, intermediate: Sequence[torch.Tensor], tar
         t = F.max_pool2d(target, k) if k > 1 else target
         m = -F.max_pool2d(-w, k) if k > 1 else w
         if t.shape[-2:] != pred.shape[-2:]:
-            raise ValueError(f"keypoint_loss: intermediate map {tuple(pred.shape)} is not the target {tuple(target.shape)} "
-                             f"pooled by {k}")
+            raise ValueError(f"keypoint_loss: intermediate map {tuple(pred.shape)} is not the target "
+                             f"{tuple(target.shape)} pooled by {k}")
         total = total + (m * (pred.float() - t) ** 2).mean()
     return total, last
 

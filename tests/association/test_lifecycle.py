@@ -176,3 +176,19 @@ def test_person_hidden_a_few_frames_and_moved_on_comes_back_by_appearance(sample
     back = seen(moved, [_in_box((x0 + 60, y0, x1 + 60, y1)), _in_box(box_c)])
     assert back[1] == ids[1]
     assert (back[0] == ids[0]) == with_appearance
+
+
+def test_a_person_who_stops_while_hidden_is_reidentified_where_they_stopped():
+    """The gate spans the segment from the last centre to the extrapolated one: walking at 250 px/s, then hidden
+    for 2 s while standing (people stop to talk behind a post): the velocity alone would put them 500 px on,
+    outside a gate of (1 + 0.5 x 2) person sizes (~250 px)."""
+    a = PoseAssociator(min_hits=1, max_lost_seconds=3.0, reid_min_similarity=0.3, reid_gate=1.0,
+                       reid_gate_rate=0.5)
+    for t in range(6):
+        ids, _ = step(a, [person(100 + 10 * t)], t)
+    for t in range(6, 56):
+        step(a, [], t)
+    back, _ = step(a, [person(160)], 56)
+    assert back[0] == ids[0]
+    far, _ = step(a, [person(160), person(160 + 600)], 57)  # nobody is re-identified outside the segment's gate
+    assert far[0] == ids[0] and far[1] != ids[0]

@@ -166,3 +166,27 @@ def test_self_intersecting_polygon_even_odd():
     assert not points_in_polygon([[0.0, 0.0]], star)[0]
     tip = star[0] * 0.8  # inside a tip triangle
     assert points_in_polygon([tip], star)[0]
+
+
+def test_joint_state_needs_no_solver_once_carried_pairs_leave_a_matching():
+    """Frame 2: every valid pair is finite (not a matching), but both objects keep last frame's hypotheses
+    (step 1) and the pairs left (none) are trivially a matching, so no assignment solver (nor motmetrics'
+    ~0.6 s of pandas / scipy.optimize imports) is needed; the counts equal the real MOTAccumulator's."""
+    import subprocess
+    import sys
+
+    frames = [([1, 2], [1, 2], np.array([[0.1, np.nan], [np.nan, 0.2]])),
+              ([1, 2], [1, 2], np.array([[0.1, 0.3], [0.2, 0.2]]))]
+    acc = mm.MOTAccumulator(auto_id=True)
+    st_ = _JointState()
+    for oids, hids, d in frames:
+        acc.update(oids, hids, d)
+        st_.update(np.array(oids, dtype=np.int64), np.array(hids, dtype=np.int64), d)
+    assert (st_.match, st_.sw, st_.miss, st_.fp) == (4, 0, 0, 0)
+    np.testing.assert_allclose(st_.sum_d, acc.events["D"].sum(), atol=1e-12)
+    code = ("import sys, numpy as np; from eval_posetrack.mot import _JointState; s = _JointState(); "
+            "s.update(np.array([1, 2]), np.array([1, 2]), np.array([[0.1, np.nan], [np.nan, 0.2]])); "
+            "s.update(np.array([1, 2]), np.array([1, 2]), np.array([[0.1, 0.3], [0.2, 0.2]])); "
+            "print(s.match, sorted(m for m in ('motmetrics', 'pandas', 'scipy.optimize') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split(maxsplit=1) == ["4", "[]\n"], out

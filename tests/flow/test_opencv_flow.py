@@ -156,3 +156,18 @@ def test_warp_points_through_real_flow(frames):
     error = np.linalg.norm(moved - (corners + np.float32([4.5, -1.5])), axis=1)
     print(f"{len(corners)} corners: warp error median {np.median(error):.3f} px")
     assert len(corners) >= 10 and np.median(error) < 0.5
+
+
+def test_low_scale_on_a_small_frame_keeps_a_working_resolution():
+    """flow.scale=0.05 on a 200x120 frame would compute DIS on 10x6 px, where OpenCV fails; the working size is
+    clamped to 32 px per side and the field still has the frame's shape and moves a shifted texture."""
+    from flow.opencv_flow import DISFlow
+
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (120, 200), dtype=np.uint8), (0, 0), 3)
+    prev = cv2.cvtColor(texture, cv2.COLOR_GRAY2BGR)
+    curr = np.roll(prev, 4, axis=1)
+    field = DISFlow("ultrafast", scale=0.05).compute(prev, curr)
+    assert field.shape == (120, 200, 2)
+    assert np.isfinite(field).all()
+    assert float(np.median(field[30:90, 50:150, 0])) > 1.0

@@ -71,7 +71,8 @@ def test_every_preset_builds_a_tracker_that_tracks(preset, tmp_path, blazepose_w
 
     embedded = (isinstance(cfg.estimator, TopDownEstimatorConfig)
                 and estimators.get_spec(cfg.estimator.name).embedded_weights)
-    if (embedded or cfg.detector.kind == "centernet") and any(s.status != "ok" for s in fetch.list_models()):
+    tfjs_detector = cfg.detector.kind in ("centernet", "nanodet", "movenet_multipose")
+    if (embedded or tfjs_detector) and any(s.status != "ok" for s in fetch.list_models()):
         pytest.skip("TF.js models not fetched (posetrack weights fetch)")
     if isinstance(cfg.estimator, TopDownEstimatorConfig) and cfg.estimator.checkpoint is None and not embedded:
         with pytest.raises(ValueError, match="--checkpoint"):
@@ -99,6 +100,21 @@ def test_defaults_are_the_default_preset():
     assert a.detector.score_threshold == b.detector.score_threshold == PrecomputedDetectorConfig().score_threshold
 
 
+def test_default_realtime_and_blazepose_presets():
+    """The default is CenterNet + MoveNet thunder + DIS flow, realtime the detector every k frames + lightning;
+    the BlazePose presets stay available by name."""
+    d = load_track_config(None)
+    assert (d.detector.kind, d.estimator.kind, d.estimator.name, d.flow.kind) == (
+        "centernet", "topdown", "movenet_thunder", "dis")
+    assert d.propagation.det_interval == 1 and not d.estimator.flip_test
+    r = load_track_config("realtime")
+    assert (r.detector.kind, r.estimator.name) == ("centernet", "movenet_lightning") and r.propagation.det_interval > 1
+    for name, interval in (("blazepose", 1), ("blazepose_realtime", 10)):
+        b = load_track_config(name)
+        assert b.estimator.kind == b.detector.kind == "blazepose" and b.propagation.det_interval == interval
+        assert not b.propagation.prefer_detected
+
+
 def test_flow_none_means_no_propagation_everywhere():
     """Defect 6: flow "none" from the config and from the Python API are the same thing: no flow (None)."""
     from flow import create_flow
@@ -120,13 +136,17 @@ def test_dotted_overrides_are_typed():
 
 
 def test_tagged_unions_accept_only_their_kinds_keys():
-    with pytest.raises(ConfigError, match=r"detector: unknown key\(s\) model for kind 'blazepose'"):
+    with pytest.raises(ConfigError, match=r"detector: unknown key\(s\) model for kind 'centernet'"):
         load_track_config("default", ["detector.model=retinanet"])
+    with pytest.raises(ConfigError, match=r"detector: unknown key\(s\) model for kind 'blazepose'"):
+        load_track_config("blazepose", ["detector.model=retinanet"])
     with pytest.raises(ConfigError, match=r"flow: unknown key\(s\) weights for kind 'dis'"):
         load_track_config("default", ["flow.weights=raft.pth"])
     with pytest.raises(ConfigError, match=r"estimator: unknown key\(s\) input_size for kind 'blazepose'"):
-        load_track_config("default", ["estimator.input_size=[192,256]"])
-    # switching the kind starts the section afresh: the preset's blazepose keys do not leak into gt
+        load_track_config("blazepose", ["estimator.input_size=[192,256]"])
+    with pytest.raises(ConfigError, match=r"estimator: unknown key\(s\) tile_scales for kind 'topdown'"):
+        load_track_config("default", ["estimator.tile_scales=[1.0]"])
+    # switching the kind starts the section afresh: the preset's centernet keys do not leak into gt
     cfg = load_track_config("default", ["detector.kind=gt", "detector.file=ann.json"])
     assert to_dict(cfg.detector) == {"kind": "gt", "file": "ann.json"}
     raft = load_track_config("default", ["flow.kind=raft_large"]).flow

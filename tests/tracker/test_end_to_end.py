@@ -1,6 +1,7 @@
-"""`posetrack track` end to end on real data with the real embedded model (skips without its weights):
-the real 5-frame PoseTrack clip (MP4 and image folder), and the PoseTrack18 val frames with oracle and
-precomputed boxes, scored by `posetrack eval`."""
+"""`posetrack track` end to end on real data with the real models (skips without their weights): the default
+(CenterNet + MoveNet thunder, TF.js graphs) and the BlazePose preset on the real 5-frame PoseTrack clip (MP4 and
+image folder), the realtime preset, and the PoseTrack18 val frames with oracle and precomputed boxes, scored by
+`posetrack eval`."""
 from __future__ import annotations
 
 import json
@@ -23,13 +24,26 @@ def blazepose_weights():
         pytest.skip(f"BlazePose weights not in the cache ({exc}); `make setup` fetches them")
 
 
+@pytest.fixture(scope="module")
+def tfjs_weights():
+    """The TF.js models of the default and realtime presets (CenterNet, MoveNet), sha256-checked."""
+    from estimators.tfjs import fetch
+
+    bad = [s for s in fetch.list_models() if s.status != "ok"]
+    if bad:
+        pytest.skip(f"TF.js models not in the cache ({bad[0]}); `posetrack weights fetch` gets them")
+
+
 def _clip(testdata):
     return testdata / "posetrack18" / "videos" / "000001_mpiinew_test"
 
 
-def test_track_real_clip_default_pipeline(testdata, blazepose_weights, tmp_path, capsys):
+@pytest.mark.parametrize("preset", [None, "blazepose"])
+def test_track_real_clip_default_pipeline(preset, testdata, request, tmp_path, capsys):
+    request.getfixturevalue("tfjs_weights" if preset is None else "blazepose_weights")
     video = _clip(testdata) / "000001_mpiinew_test.mp4"
-    assert main(["track", str(video), "--out", str(tmp_path), "--render", "--no-progress"]) == 0
+    flags = [] if preset is None else ["--preset", preset]
+    assert main(["track", str(video), "--out", str(tmp_path), "--render", "--no-progress", *flags]) == 0
     printed = capsys.readouterr().out
     assert "tracked 5 frames" in printed
     seq = read_sequence(tmp_path / "000001_mpiinew_test.json")
@@ -52,7 +66,7 @@ def test_track_real_clip_default_pipeline(testdata, blazepose_weights, tmp_path,
     assert (tmp_path / "000001_mpiinew_test.config.yaml").is_file()
 
 
-def test_track_image_folder_with_detection_interval(testdata, blazepose_weights, tmp_path):
+def test_track_image_folder_with_detection_interval(testdata, tfjs_weights, tmp_path):
     folder = tmp_path / "000001_mpiinew_test"
     folder.mkdir()
     for p in sorted(_clip(testdata).glob("*.jpg")):
@@ -116,17 +130,17 @@ def test_estimator_without_weights_is_refused_naming_the_flag(testdata, tmp_path
     assert not list(tmp_path.glob("*.json"))
 
 
-def test_track_real_clip_realtime_preset(testdata, blazepose_weights, tmp_path, capsys):
+def test_track_real_clip_realtime_preset(testdata, tfjs_weights, tmp_path, capsys):
     video = _clip(testdata) / "000001_mpiinew_test.mp4"
     assert main(["track", str(video), "--preset", "realtime", "--out", str(tmp_path), "--no-progress"]) == 0
     assert "tracked 5 frames" in capsys.readouterr().out
     data = json.loads((tmp_path / "000001_mpiinew_test.json").read_text())
     assert len(data["images"]) == 5 and len(data["annotations"]) >= 5
     saved = (tmp_path / "000001_mpiinew_test.config.yaml").read_text()
-    assert "det_interval: 10" in saved and "tile_scales:\n  - 1.0\n" in saved
+    assert "det_interval: 10" in saved and "name: movenet_lightning" in saved and "kind: centernet" in saved
 
 
-def test_track_stream_url_on_loopback(testdata, blazepose_weights, tmp_path, capsys):
+def test_track_stream_url_on_loopback(testdata, tfjs_weights, tmp_path, capsys):
     """`posetrack track http://127.0.0.1:PORT/...`: a real MJPEG-over-HTTP stream served on loopback."""
     import http.server
     import threading

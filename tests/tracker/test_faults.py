@@ -45,7 +45,7 @@ def clip_folder(testdata, tmp_path_factory):
 
 def _start(folder: Path, out: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "tracker.cli", "track", str(folder), "--out", str(out), "--no-progress",
-           "output.flush_every=1", FORMATS, "detector.tile_scales=[1.0]", *extra]
+           "--preset", "blazepose", "output.flush_every=1", FORMATS, "detector.tile_scales=[1.0]", *extra]
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -181,7 +181,7 @@ def test_a_run_whose_model_fails_to_load_leaves_no_out_folder(tmp_path, capsys):
     cv2.imwrite(str(folder / "000000.jpg"), np.full((64, 64, 3), 128, np.uint8))
     (tmp_path / "broken.tflite").write_bytes(b"not a flatbuffer" * 8)
     out = tmp_path / "out"
-    assert main(["track", str(folder), "--out", str(out), "--no-progress",
+    assert main(["track", str(folder), "--out", str(out), "--no-progress", "--preset", "blazepose",
                  f"estimator.checkpoint={tmp_path / 'broken.tflite'}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("posetrack track: error:") and "Traceback" not in err, err
@@ -336,7 +336,8 @@ def test_outputs_turning_read_only_mid_run_fail_honestly_and_keep_the_journal(cl
     out = tmp_path / "out"
     journal = out / f"{SEQ}.partial.jsonl"
     proc = _in_mount_namespace(MID_RUN_READ_ONLY, str(clip_folder), str(out), str(journal), "--no-progress",
-                               "output.flush_every=1", FORMATS, "detector.tile_scales=[1.0]")
+                               "--preset", "blazepose", "output.flush_every=1", FORMATS,
+                               "detector.tile_scales=[1.0]")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     err = result["err"]
@@ -415,9 +416,9 @@ def test_detector_views_per_frame_are_bounded_whatever_the_frame_shape():
     assert len(capped.sizes) == len(default.sizes) == 12 and (capped.sizes == default.sizes).all()
     from tracker.config import ConfigError, load_track_config
 
-    assert load_track_config(None, ["detector.max_views=8"]).detector.max_views == 8
+    assert load_track_config("blazepose", ["detector.max_views=8"]).detector.max_views == 8
     with pytest.raises(ConfigError, match="detector.max_views: expected >= 1"):
-        load_track_config(None, ["detector.max_views=0"])
+        load_track_config("blazepose", ["detector.max_views=0"])
 
 
 def test_missing_source_is_reported_before_torch_loads(tmp_path):

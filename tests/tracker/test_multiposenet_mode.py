@@ -89,7 +89,7 @@ def test_the_flag_chooses_the_own_detector_and_keeps_an_explicit_file_detector()
      "detector.kind: 'blazepose' cannot run with estimator.kind=multiposenet"),
     (["--estimator", "multiposenet_r50", "--detector", "torchvision"], "use detector.kind=own"),
     (["--estimator", "hrnet_w32", "--detector", "own"], "detector.kind: 'own' is the person subnet of a one-pass"),
-    (["--detector", "own"], "estimator.kind is 'blazepose'"),
+    (["--detector", "own"], "detector.kind: 'own' is the person subnet"),  # with the default preset's estimator
     (["estimator.kind=topdown", "estimator.name=multiposenet_r50"],
      "estimator.name: 'multiposenet_r50' is a one-pass (bottom-up) model"),
     (["--estimator", "multiposenet_r50", "estimator.assign=greedy"], "estimator.assign: 'greedy' is not one of"),
@@ -115,6 +115,19 @@ def test_cli_refuses_bad_combinations_before_any_model_loads(testdata, tmp_path,
                  "--no-progress"]) == 2  # no checkpoint, no random_weights: the factory refuses before building
     assert "--checkpoint" in capsys.readouterr().err
     assert not out.exists() or not list(out.iterdir())
+
+
+def test_the_own_detector_needs_the_one_pass_estimator():
+    from tracker.detectors import DetectorError, create_detector
+
+    with pytest.raises(DetectorError, match="needs the one-pass estimator"):
+        create_detector("own", score_threshold=0.3, max_detections=5)
+    with pytest.raises(DetectorError, match="person subnet"):
+        create_detector("own", estimator=object(), score_threshold=0.3, max_detections=5)  # no detect()
+    with pytest.raises(DetectorError, match="takes no estimator"):
+        create_detector("gt", estimator=object(), file="a.json")
+    with pytest.raises(DetectorError, match="has no setting 'nms_iou'"):
+        create_detector("own", estimator=object(), score_threshold=0.3, max_detections=5, nms_iou=0.5)
 
 
 def test_shared_forward_is_keyed_on_the_frame_content():

@@ -7,7 +7,7 @@ each): ``blazepose`` (the embedded tiled BlazePose detector; gives ``Detections.
 (a COCO detection-results JSON), ``centernet`` / ``nanodet`` (CenterNet / NanoDet, converted TF.js
 graphs), ``movenet_multipose`` (MoveNet multipose: boxes, and poses in ``Detections.poses``), ``gt`` (oracle
 boxes from a PoseTrack annotation file), ``own`` (the person subnet of a one-pass estimator, given as
-``model``: MultiPoseNet's boxes from the same network pass as its keypoints). Importing this
+``estimator``: MultiPoseNet's boxes from the same network pass as its keypoints). Importing this
 package imports no torch; each kind imports what it needs when built.
 """
 from __future__ import annotations
@@ -47,14 +47,14 @@ _REQUIRED: Mapping[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def create_detector(kind: str, *, device: str = "cpu", sequence: str | None = None, model: Any = None,
+def create_detector(kind: str, *, device: str = "cpu", sequence: str | None = None, estimator: Any = None,
                     **settings: Any) -> PersonDetector:
     """The person detector of ``kind`` with that kind's settings (see :data:`KIND_SETTINGS`).
 
     device: torch device of the torchvision / mmdet models (BlazePose runs on the CPU; files need none).
     sequence: the source's name (e.g. a PoseTrack sequence "003418_mpii_test"): precomputed detections are
     matched to frames by the PoseTrack image-id convention and a merged annotation file is restricted to it.
-    model: for kind ``own`` only, the one-pass estimator whose person subnet detects (the tracker's estimator).
+    estimator: for kind ``own`` only, the one-pass estimator whose person subnet detects (the tracker's).
     A setting given as None takes the detector's default (for ``nms_iou``: no extra NMS).
     """
     if kind not in KIND_SETTINGS:
@@ -67,13 +67,14 @@ def create_detector(kind: str, *, device: str = "cpu", sequence: str | None = No
     for field, what in _REQUIRED.get(kind, ()):
         if not settings.get(field):
             raise DetectorError(f"detector kind {kind!r} needs detector.{field} ({what})")
-    if (model is not None) != (kind == "own"):
-        raise DetectorError(f"detector kind {kind!r}: " + ("needs the one-pass estimator (model=...)" if kind == "own"
-                                                           else "takes no model (only kind 'own' does)"))
+    if (estimator is not None) != (kind == "own"):
+        raise DetectorError(f"detector kind {kind!r}: " + ("needs the one-pass estimator (estimator=...)"
+                                                           if kind == "own" else
+                                                           "takes no estimator (only kind 'own' does)"))
     given = {k: v for k, v in settings.items() if v is not None}
     threshold = {"score_threshold": given["score_threshold"]} if "score_threshold" in given else {}
     if kind == "own":
-        return OwnPersonDetector(model, **given)
+        return OwnPersonDetector(estimator, **given)
     if kind == "blazepose":
         return BlazePosePersonDetector(**given)
     if kind == "torchvision":
