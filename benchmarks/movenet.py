@@ -1,16 +1,18 @@
-"""MoveNet + CenterNet figures, one JSON line per setting: COCO keypoint AP on MMPose's 4 COCO test images
-(thunder / lightning on the ground-truth boxes, CenterNet person boxes + thunder), and on the real PoseTrack clip
-how many of its 3 players CenterNet finds and MoveNet poses per frame.
+"""MoveNet + person detector figures, one JSON line per setting: COCO keypoint AP on MMPose's 4 COCO test images
+(thunder / lightning on the ground-truth boxes; CenterNet, NanoDet or MoveNet multipose boxes + thunder, and the
+multipose poses themselves), the people each detector finds, and on the real PoseTrack clip the players each
+detector finds and the whole tracker (the default preset with that detector) poses per frame, live and final,
+with the extra poses per frame (``--thresholds`` sweeps the detector score thresholds).
 
 Speed (``--speed``, printed first; ``--speed-only`` skips the rest): thunder and lightning crops/s at batch 8
-through the converted torch.fx networks (inference_mode, channels_last), CenterNet ms per 512x512 image, and the
-achieved convolution rate 2 x MACs x crops/s as a fraction of the fp32 GEMM rate (torch.mm of two 2048x2048
-matrices) measured in the same run, interleaved round by round; each figure is the best of ``--rounds`` rounds so
-that a shared machine's load spikes drop out (the 1-minute load average is printed with it).
+through the converted torch.fx networks (inference_mode, channels_last), CenterNet ms per 512x512 image, NanoDet
+per 416x416, and the achieved convolution rate 2 x MACs x crops/s as a fraction of the fp32 GEMM rate (torch.mm
+of two 2048x2048 matrices) measured in the same run, interleaved round by round; each figure is the best of
+``--rounds`` rounds so that a shared machine's load spikes drop out (the 1-minute load average is printed).
 
-Usage: ``python benchmarks/movenet.py [--data DIR] [--threads N] [--paddings 1.25 ...] [--speed]``. Needs the
-TF.js models in the weights cache (``posetrack weights fetch``) and MMPose's test data folder (``--data``, default
-``$POSETRACK_SHARED/data/mmpose_testdata``).
+Usage: ``python benchmarks/movenet.py [--data DIR] [--threads N] [--paddings 1.25 ...] [--detectors ...]
+[--thresholds 0.2 0.3] [--speed]``. Needs the TF.js models in the weights cache (``posetrack weights fetch``)
+and MMPose's test data folder (``--data``, default ``$POSETRACK_SHARED/data/mmpose_testdata``).
 """
 from __future__ import annotations
 
@@ -22,6 +24,12 @@ import os
 import sys
 import time
 from pathlib import Path
+
+# Threads that wait for work sleep instead of spinning (set before torch loads its OpenMP runtime): on a
+# machine shared with other jobs a spinning thread burns the core its partner needs; measured here at a
+# load of 11 on 2 cores, MoveNet lightning batch 2: 1,000 ms CPU per call spinning, 25 ms passive (not measured
+# on an idle machine). OMP_WAIT_POLICY=ACTIVE in the environment restores the spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import cv2
 import numpy as np
@@ -38,7 +46,6 @@ from tracker.build import build_tracker  # noqa: E402
 from tracker.config import load_track_config  # noqa: E402
 from tracker.detectors import create_detector  # noqa: E402
 from tracker.sources import Frame  # noqa: E402
-
 
 
 def to_coco(img_id: int, poses) -> list[dict]:
@@ -73,13 +80,16 @@ def speed(rounds: int, batch: int = 8) -> dict:
     from estimators.tfjs.centernet import CenterNetPersons
     from estimators.tfjs.fetch import model_json
     from estimators.tfjs.known import load_heads
+    from estimators.tfjs.nanodet import NanoDetPersons
 
     nets = {name: load_heads(model_json(name)) for name in ("movenet-thunder", "movenet-lightning")}
     centernet = CenterNetPersons(model_json("centernet")).network
+    nanodet = NanoDetPersons(model_json("nanodet")).network
     gen = torch.Generator().manual_seed(0)
     crops = {name: torch.rand(batch, s, s, 3, generator=gen) * 255
              for name, s in (("movenet-thunder", 256), ("movenet-lightning", 192))}
     image = torch.rand(1, 512, 512, 3, generator=gen) * 255
+    image_nanodet = torch.rand(1, 3, 416, 416, generator=gen)
     macs = {name: conv_macs(net, crops[name][:1]) for name, net in nets.items()}
     a, b = torch.randn(2048, 2048, generator=gen), torch.randn(2048, 2048, generator=gen)
     best: dict[str, float] = {}
@@ -93,12 +103,14 @@ def speed(rounds: int, batch: int = 8) -> dict:
         for name, net in nets.items():  # warm-up (oneDNN primitive creation)
             net(crops[name])
         centernet(image)
+        nanodet(image_nanodet)
         torch.mm(a, b)
         for _ in range(rounds):
             timed("gemm", lambda: torch.mm(a, b))
             for name, net in nets.items():
                 timed(name, lambda net=net, x=crops[name]: net(x))
             timed("centernet", lambda: centernet(image))
+            timed("nanodet", lambda: nanodet(image_nanodet))
     gemm = 2 * 2048 ** 3 / best["gemm"]
     out: dict[str, object] = {"threads": torch.get_num_threads(), "rounds": rounds, "batch": batch,
                               "gemm_fp32_gflops": round(gemm / 1e9, 1)}
@@ -110,11 +122,44 @@ def speed(rounds: int, batch: int = 8) -> dict:
         out[f"{key}_ms_per_crop"] = round(1000 / rate, 1)
         out[f"{key}_conv_rate_of_gemm"] = round(2 * macs[name] * rate / gemm, 3)
     out["centernet_ms_per_512_image"] = round(1000 * best["centernet"], 1)
+    out["nanodet_ms_per_416_image"] = round(1000 * best["nanodet"], 1)
     out["load_avg_1min"] = round(os.getloadavg()[0], 2)
+    out["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
     return out
 
 
 DETECTORS = ("centernet", "nanodet", "movenet_multipose")
+
+
+def bf16_figures(fp32, images, gt_boxes, ap_of, rounds: int) -> dict:
+    """Thunder with precision bf16 against fp32 (``fp32``, the estimator) on the ground-truth boxes: COCO AP,
+    keypoint drift (px of the 256 px crop) and score change per keypoint, and ms per crop at batch 8 (best of
+    ``rounds``, interleaved with fp32 in the same run)."""
+    from estimators.tfjs.movenet import crop_square, square_regions
+
+    bf16 = get_spec("movenet_thunder").builder(None, max_batch=16, padding=fp32.padding, precision="bf16")
+    scores = [np.ones(len(b), np.float32) for b in gt_boxes]
+    crops = np.stack([crop_square(np.ascontiguousarray(im[:, :, ::-1]), r, 256)
+                      for im, b in zip(images, gt_boxes) for r in square_regions(b, fp32.padding)])
+    a, b = fp32.run_crops(crops), bf16.run_crops(crops)
+    drift = np.linalg.norm((a[..., :2] - b[..., :2]) * 256, axis=-1)
+    best = {"fp32": float("inf"), "bf16": float("inf")}
+    batch = crops[:8]
+    for _ in range(rounds):
+        for key, est in (("fp32", fp32), ("bf16", bf16)):
+            t0 = time.perf_counter()
+            est.run_crops(batch)
+            best[key] = min(best[key], time.perf_counter() - t0)
+    return {"estimator": "movenet_thunder", "precision": "bf16 vs fp32", "boxes": "ground truth",
+            "coco_ap_bf16": round(ap_of(bf16.estimate_batch(images, gt_boxes, scores))[0], 4),
+            "coco_ap_fp32": round(ap_of(fp32.estimate_batch(images, gt_boxes, scores))[0], 4),
+            "drift_px_median": round(float(np.median(drift)), 3),
+            "drift_px_p90": round(float(np.quantile(drift, 0.9)), 3),
+            "drift_px_max": round(float(drift.max()), 2),
+            "score_change_max": round(float(np.abs(a[..., 2] - b[..., 2]).max()), 3),
+            "ms_per_crop_fp32": round(1000 * best["fp32"] / len(batch), 1),
+            "ms_per_crop_bf16": round(1000 * best["bf16"] / len(batch), 1),
+            "crops": len(crops), "load_avg_1min": round(os.getloadavg()[0], 2)}
 
 
 def _clip_figures(cfg, est, detector, frames) -> dict:
@@ -139,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--thresholds", type=float, nargs="+", default=None,
                     help="detector score thresholds to sweep (default: each detector's configured one)")
     ap.add_argument("--flip", action="store_true", help="also measure thunder with the flip test")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also measure thunder in bf16 (opt-in precision): COCO AP, keypoint drift from fp32, speed")
     ap.add_argument("--speed", action="store_true", help="also print the throughput figures (first)")
     ap.add_argument("--speed-only", action="store_true", help="print only the throughput figures")
     ap.add_argument("--no-clip", action="store_true", help="skip the tracker runs on the clip")
@@ -174,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
             res = ap_of(est.estimate_batch(images, gt_boxes, [np.ones(len(b), np.float32) for b in gt_boxes]))
             print(json.dumps({"estimator": name, "padding": pad, "boxes": "ground truth",
                               "coco_ap": round(res[0], 4), "coco_ar": round(res[1], 4)}), flush=True)
+    if args.bf16:
+        print(json.dumps(bf16_figures(estimators[("movenet_thunder", args.paddings[0])], images, gt_boxes, ap_of,
+                                      args.rounds)), flush=True)
     if args.flip:
         est = get_spec("movenet_thunder").builder(None, max_batch=16, padding=args.paddings[0], flip_test=True)
         res = ap_of(est.estimate_batch(images, gt_boxes, [np.ones(len(b), np.float32) for b in gt_boxes]))

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+# Threads that wait for work sleep instead of spinning (set before torch loads its OpenMP runtime): on a
+# machine shared with other jobs a spinning thread burns the core its partner needs; measured here at a
+# load of 11 on 2 cores, MoveNet lightning batch 2: 1,000 ms CPU per call spinning, 25 ms passive (not measured
+# on an idle machine). OMP_WAIT_POLICY=ACTIVE in the environment restores the spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 
@@ -24,6 +31,7 @@ def bench_pipeline(source: str, preset: str, overrides: list[str], repeat: int, 
     import tempfile
 
     import cv2
+    import torch
 
     from tracker.build import build_tracker
     from tracker.config import load_track_config
@@ -59,6 +67,7 @@ def bench_pipeline(source: str, preset: str, overrides: list[str], repeat: int, 
     tracker.times.seconds.clear()
     tracker.times.frames = 0
     t0 = time.perf_counter()
+    c0 = time.process_time()  # CPU seconds of every thread of this process: what the frames cost, whatever the load
     persons = 0
     for r in range(repeat):
         tracker.reset()
@@ -67,6 +76,7 @@ def bench_pipeline(source: str, preset: str, overrides: list[str], repeat: int, 
             persons += len(tracker.step(Frame(r * len(frames) + i, f.timestamp, f.image, f.name)))
         frames = frames[::-1]
     seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - c0
     n = tracker.times.frames
     stages = tracker.times.ms_per_frame()
     stages["decode"] = decode_ms
@@ -75,8 +85,14 @@ def bench_pipeline(source: str, preset: str, overrides: list[str], repeat: int, 
         "resolution": list(frames[0].image.shape[1::-1]), "frames": n, "persons_per_frame": round(persons / n, 2),
         "fps_end_to_end": round(n / (seconds + decode_ms * n / 1000), 2), "fps_without_decode": round(n / seconds, 2),
         "ms_per_frame": {k: round(v, 2) for k, v in stages.items()},
+        # CPU ms per frame summed over threads; / threads = the wall time of an idle machine if the threads were
+        # busy all along (a lower bound: an estimate for a loaded machine, not a measurement)
+        "cpu_ms_per_frame": round(1000 * cpu_seconds / n, 1),
+        "fps_if_idle_estimate": round(n / (cpu_seconds / torch.get_num_threads()), 2),
         "det_interval": cfg.propagation.det_interval, "estimator": getattr(cfg.estimator, "name", cfg.estimator.kind),
-        "detector": cfg.detector.kind,
+        "detector": cfg.detector.kind, "threads": torch.get_num_threads(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),  # a shared machine: say how loaded it was
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }
 
 

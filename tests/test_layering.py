@@ -170,4 +170,4 @@ def test_the_architecture_doc_config_example_is_a_valid_config():
     text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     cfg = from_dict(TrackConfig, yaml.safe_load(block), "docs/architecture.md")
-    assert cfg.estimator.kind == "topdown" and cfg.detector.kind == "blazepose"
+    assert cfg.estimator.kind == "topdown" and cfg.detector.kind == "nanodet"  # the default's kinds

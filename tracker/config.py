@@ -354,7 +354,7 @@ class AssociationConfig:
     reid_min_similarity: float = 0.5   # appearance (and motion-gate) similarity for re-identification
     reid_gate: float = 1.0             # motion gate radius in person sizes ...
     reid_gate_rate: float = 1.0        # ... plus this many person sizes per second lost
-    reid_min_appearance: float = 0.0   # appearance similarity needed on its own (0 = none)
+    reid_min_appearance: float = 0.5   # appearance similarity re-identification needs on its own (0 = none)
     appearance: bool = True            # colour histograms along the pose as the re-identification cue
     cut_threshold: float | None = 40.0  # mean grey-level change (0-255) that marks a camera cut (None = off)
 
@@ -403,10 +403,10 @@ class OutputConfig:
 
 @dataclass
 class TrackConfig:
-    # the default preset (configs/track_default.yaml): CenterNet person boxes + MoveNet thunder (no flip test)
+    # the default preset (configs/track_default.yaml): NanoDet person boxes + MoveNet thunder (no flip test)
     estimator: EstimatorConfig = field(default_factory=lambda: TopDownEstimatorConfig(
         name="movenet_thunder", flip_test=False))
-    detector: DetectorConfig = field(default_factory=CenterNetDetectorConfig)
+    detector: DetectorConfig = field(default_factory=NanoDetDetectorConfig)
     flow: FlowConfig = field(default_factory=DISFlowConfig)
     propagation: PropagationConfig = field(default_factory=PropagationConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)

@@ -34,6 +34,7 @@ from ..spec import InferenceError, ModelSpec, Poses
 from .weights import TfjsModel
 
 MOVENET = "movenet"  # the ModelSpec kind
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 DEFAULT_PADDING = 1.15  # square side / the longer box side; chosen on the 4 shared COCO images (benchmarks/movenet.py)
 _P = "StatefulPartitionedCall/"
 
@@ -117,11 +118,12 @@ class MoveNetEstimator:
     model_path: the ``movenet-thunder.json`` / ``movenet-lightning.json`` (its ``.bin`` beside it). spec: the
     registered :class:`ModelSpec`. device: torch device. max_batch: crops per forward. flip_test: also run the
     mirrored crops and average positions and scores (swapping left/right). padding: square side / longer box
-    side.
+    side. precision: "fp32" (the TF.js graph's, parity-tested) or "bf16" (opt-in: the network in bfloat16, AMX on
+    CPUs that have it; decoding in float32; ``benchmarks/movenet.py --bf16`` measures its speed and accuracy).
     """
 
     def __init__(self, model_path: str | os.PathLike, spec: ModelSpec, *, device: str = "cpu", max_batch: int = 32,
-                 flip_test: bool = False, padding: float = DEFAULT_PADDING):
+                 flip_test: bool = False, padding: float = DEFAULT_PADDING, precision: str = "fp32"):
         from .known import load_heads
         from .weights import read_model
 
@@ -129,13 +131,17 @@ class MoveNetEstimator:
             raise InferenceError(f"max_batch must be >= 1, got {max_batch}")
         if not padding > 0:
             raise InferenceError(f"padding must be > 0, got {padding}")
+        if precision not in PRECISION_DTYPES:
+            raise InferenceError(f"precision must be one of {tuple(PRECISION_DTYPES)}, got {precision!r}")
+        self.precision = precision
+        self.dtype = PRECISION_DTYPES[precision]
         self._spec = spec
         self.device = torch.device(device)
         self.max_batch = int(max_batch)
         self.flip_test = bool(flip_test)
         self.padding = float(padding)
         self.size = int(spec.input_size[0])
-        self.network = load_heads(model_path).to(self.device)
+        self.network = load_heads(model_path).to(self.device, self.dtype)  # float buffers only; index tables stay
         if not self.network.batch_free:
             raise InferenceError(f"{model_path}: the cut graph is not batch-free: {self.network.batch_breaks}")
         self.constants = read_decode_constants(read_model(model_path))
@@ -158,10 +164,10 @@ class MoveNetEstimator:
         """crops (N, S, S, 3) float32 RGB [0, 255] -> (N, K, 3): y, x in [0, 1] over the crop, raw score."""
         out = []
         for start in range(0, len(crops), self.max_batch):
-            x = torch.from_numpy(np.ascontiguousarray(crops[start:start + self.max_batch])).to(self.device)
-            res = decode_singlepose(*self.network(x), self.constants)
+            x = torch.from_numpy(np.ascontiguousarray(crops[start:start + self.max_batch])).to(self.device, self.dtype)
+            res = decode_singlepose(*(h.float() for h in self.network(x)), self.constants)
             if self.flip_test:
-                fl = decode_singlepose(*self.network(torch.flip(x, dims=[2])), self.constants)
+                fl = decode_singlepose(*(h.float() for h in self.network(torch.flip(x, dims=[2]))), self.constants)
                 fl = fl[:, self._flip.to(fl.device)]
                 fl = torch.stack([fl[..., 0], 1.0 - fl[..., 1], fl[..., 2]], dim=-1)
                 res = (res + fl) / 2
@@ -209,12 +215,12 @@ class MoveNetEstimator:
 
     def __repr__(self) -> str:
         return (f"MoveNetEstimator({self._spec.name}, {self.size}px, device={self.device}, max_batch={self.max_batch}, "
-                f"flip_test={self.flip_test}, padding={self.padding})")
+                f"flip_test={self.flip_test}, padding={self.padding}, precision={self.precision})")
 
 
 def _builder(model: str, size: int):
     def build(checkpoint: str | os.PathLike | None = None, *, device: str = "cpu", max_batch: int = 32,
-              flip_test: bool = False, padding: float = DEFAULT_PADDING) -> MoveNetEstimator:
+              flip_test: bool = False, padding: float = DEFAULT_PADDING, precision: str = "fp32") -> MoveNetEstimator:
         """The MoveNet estimator; checkpoint: the model.json (default: the fetched copy in the weights cache)."""
         from .fetch import model_json
 
@@ -222,7 +228,7 @@ def _builder(model: str, size: int):
         if not os.path.isfile(path):
             raise InferenceError(f"{path}: MoveNet model.json not found")
         return MoveNetEstimator(path, SPECS[size], device=device, max_batch=max_batch, flip_test=flip_test,
-                                padding=padding)
+                                padding=padding, precision=precision)
 
     build.__name__ = f"create_{model.replace('-', '_')}"
     return build
@@ -239,5 +245,5 @@ SPECS: dict[int, ModelSpec] = {
 for _spec in SPECS.values():
     register(_spec)
 
-__all__ = ["DEFAULT_PADDING", "MOVENET", "SPECS", "MoveNetEstimator", "crop_square", "decode_singlepose",
-           "read_decode_constants", "square_regions"]
+__all__ = ["DEFAULT_PADDING", "MOVENET", "PRECISION_DTYPES", "SPECS", "MoveNetEstimator", "crop_square",
+           "decode_singlepose", "read_decode_constants", "square_regions"]

@@ -160,20 +160,19 @@ def test_person_hidden_a_few_frames_and_moved_on_comes_back_by_appearance(sample
     app = PoseAppearance(COCO17)
     a = PoseAssociator(min_hits=2, max_lost_seconds=3.0, reid_min_similarity=0.5)
 
-    def seen(img, poses):
+    def seen(img, poses, t):
         kps, sc, boxes = frame(poses)
         desc = app.describe(img, kps, sc) if with_appearance else None
         return a.update(kps, sc, boxes, timestamp=t / FPS, descriptors=desc)
 
     for t in range(3):
-        ids = seen(image, [_in_box(box_a), _in_box(box_c)])
+        ids = seen(image, [_in_box(box_a), _in_box(box_c)], t)
     for t in range(3, 6):
-        seen(image, [_in_box(box_c)])
+        seen(image, [_in_box(box_c)], t)
     moved = image.copy()
     x0, y0, x1, y1 = box_a
     moved[y0:y1, x0 + 60:x1 + 60] = image[y0:y1, x0:x1]  # A's real pixels, 60 px on
-    t = 6
-    back = seen(moved, [_in_box((x0 + 60, y0, x1 + 60, y1)), _in_box(box_c)])
+    back = seen(moved, [_in_box((x0 + 60, y0, x1 + 60, y1)), _in_box(box_c)], 6)
     assert back[1] == ids[1]
     assert (back[0] == ids[0]) == with_appearance
 
@@ -192,3 +191,24 @@ def test_a_person_who_stops_while_hidden_is_reidentified_where_they_stopped():
     assert back[0] == ids[0]
     far, _ = step(a, [person(160), person(160 + 600)], 57)  # nobody is re-identified outside the segment's gate
     assert far[0] == ids[0] and far[1] != ids[0]
+
+
+def test_reidentification_refuses_a_pose_of_another_scale():
+    """A far-away walker (half the size or less) inside the gate is someone else: a new id."""
+    a = PoseAssociator(min_hits=1, max_lost_seconds=3.0, reid_min_similarity=0.3, reid_gate=1.0,
+                       reid_gate_rate=1.0)
+    for t in range(5):
+        ids, _ = step(a, [person(300)], t)
+    for t in range(5, 30):
+        step(a, [], t)
+    small = (TEMPLATE * 0.4 + [330.0, 150.0]).astype(np.float32)
+    other, _ = step(a, [small], 30)
+    assert other[0] != ids[0]
+    a2 = PoseAssociator(min_hits=1, max_lost_seconds=3.0, reid_min_similarity=0.3, reid_gate=1.0,
+                        reid_gate_rate=1.0)
+    for t in range(5):
+        ids2, _ = step(a2, [person(300)], t)
+    for t in range(5, 30):
+        step(a2, [], t)
+    same, _ = step(a2, [(TEMPLATE * 0.8 + [330.0, 150.0]).astype(np.float32)], 30)
+    assert same[0] == ids2[0]

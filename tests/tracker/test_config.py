@@ -101,14 +101,14 @@ def test_defaults_are_the_default_preset():
 
 
 def test_default_realtime_and_blazepose_presets():
-    """The default is CenterNet + MoveNet thunder + DIS flow, realtime the detector every k frames + lightning;
+    """The default is NanoDet + MoveNet thunder + DIS flow, realtime the detector every k frames + lightning;
     the BlazePose presets stay available by name."""
     d = load_track_config(None)
     assert (d.detector.kind, d.estimator.kind, d.estimator.name, d.flow.kind) == (
-        "centernet", "topdown", "movenet_thunder", "dis")
+        "nanodet", "topdown", "movenet_thunder", "dis")
     assert d.propagation.det_interval == 1 and not d.estimator.flip_test
     r = load_track_config("realtime")
-    assert (r.detector.kind, r.estimator.name) == ("centernet", "movenet_lightning") and r.propagation.det_interval > 1
+    assert (r.detector.kind, r.estimator.name) == ("nanodet", "movenet_lightning") and r.propagation.det_interval > 1
     for name, interval in (("blazepose", 1), ("blazepose_realtime", 10)):
         b = load_track_config(name)
         assert b.estimator.kind == b.detector.kind == "blazepose" and b.propagation.det_interval == interval
@@ -136,7 +136,7 @@ def test_dotted_overrides_are_typed():
 
 
 def test_tagged_unions_accept_only_their_kinds_keys():
-    with pytest.raises(ConfigError, match=r"detector: unknown key\(s\) model for kind 'centernet'"):
+    with pytest.raises(ConfigError, match=r"detector: unknown key\(s\) model for kind 'nanodet'"):
         load_track_config("default", ["detector.model=retinanet"])
     with pytest.raises(ConfigError, match=r"detector: unknown key\(s\) model for kind 'blazepose'"):
         load_track_config("blazepose", ["detector.model=retinanet"])
@@ -146,7 +146,7 @@ def test_tagged_unions_accept_only_their_kinds_keys():
         load_track_config("blazepose", ["estimator.input_size=[192,256]"])
     with pytest.raises(ConfigError, match=r"estimator: unknown key\(s\) tile_scales for kind 'topdown'"):
         load_track_config("default", ["estimator.tile_scales=[1.0]"])
-    # switching the kind starts the section afresh: the preset's centernet keys do not leak into gt
+    # switching the kind starts the section afresh: the preset's nanodet keys do not leak into gt
     cfg = load_track_config("default", ["detector.kind=gt", "detector.file=ann.json"])
     assert to_dict(cfg.detector) == {"kind": "gt", "file": "ann.json"}
     raft = load_track_config("default", ["flow.kind=raft_large"]).flow

@@ -1,5 +1,5 @@
 """`posetrack track` end to end on real data with the real models (skips without their weights): the default
-(CenterNet + MoveNet thunder, TF.js graphs) and the BlazePose preset on the real 5-frame PoseTrack clip (MP4 and
+(NanoDet + MoveNet thunder, TF.js graphs) and the BlazePose preset on the real 5-frame PoseTrack clip (MP4 and
 image folder), the realtime preset, and the PoseTrack18 val frames with oracle and precomputed boxes, scored by
 `posetrack eval`."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ def blazepose_weights():
 
 @pytest.fixture(scope="module")
 def tfjs_weights():
-    """The TF.js models of the default and realtime presets (CenterNet, MoveNet), sha256-checked."""
+    """The TF.js models of the default and realtime presets (NanoDet, MoveNet), sha256-checked."""
     from estimators.tfjs import fetch
 
     bad = [s for s in fetch.list_models() if s.status != "ok"]
@@ -137,7 +137,7 @@ def test_track_real_clip_realtime_preset(testdata, tfjs_weights, tmp_path, capsy
     data = json.loads((tmp_path / "000001_mpiinew_test.json").read_text())
     assert len(data["images"]) == 5 and len(data["annotations"]) >= 5
     saved = (tmp_path / "000001_mpiinew_test.config.yaml").read_text()
-    assert "det_interval: 10" in saved and "name: movenet_lightning" in saved and "kind: centernet" in saved
+    assert "det_interval: 10" in saved and "name: movenet_lightning" in saved and "kind: nanodet" in saved
 
 
 def test_track_stream_url_on_loopback(testdata, tfjs_weights, tmp_path, capsys):

@@ -133,7 +133,7 @@ def test_three_stages_from_the_cli_loss_down_and_checkpoints_chain(testdata, tmp
     lk = losses(tmp_path / "kpt")
     assert len(lk) == 3 and lk[-1] < lk[0]  # one fixed batch of the 4 images per step
     _train([det, *common, f"model.init_checkpoint={tmp_path / 'kpt' / 'last.pt'}", "multiposenet.shorter_side=64",
-            "multiposenet.max_side=96", "augment.flip_prob=0.0", "batch_size=4", "epochs=3", "schedule.lr=0.001",
+            "multiposenet.max_side=96", "augment.flip_prob=0.0", "batch_size=4", "epochs=3", "schedule.lr=0.0001",
             f"output_dir={tmp_path / 'det'}"])
     ld = losses(tmp_path / "det")
     assert len(ld) == 3 and ld[-1] < ld[0]
