@@ -50,7 +50,8 @@ def create_estimator(
     network is built. input_size: (w, h), default the spec's. optimize: use the BatchNorm-folded
     channels-last forward (``estimators.optimize``, same outputs within 1e-6, faster on CPU); None = on for CPU
     fp32/bf16, off otherwise. Other kinds of model (``spec.kind != "topdown"``) get ``checkpoint``, ``device``,
-    ``max_batch`` and ``model_kwargs`` through their spec's builder.
+    ``max_batch`` and ``model_kwargs`` through their spec's builder; MoveNet (kind "movenet") also gets
+    ``precision`` and ``flip_test``.
     """
     spec = get_spec(name)
     check_precision(precision)
@@ -61,6 +62,8 @@ def create_estimator(
     if spec.kind != TOPDOWN:
         if not spec.embedded_weights:  # such a builder decides itself whether random weights are allowed
             model_kwargs["random_weights"] = random_weights
+        if spec.kind == "movenet":  # a crop model like the top-down ones: the same precision and flip test
+            model_kwargs.update(precision=precision, flip_test=flip_test)
         return spec.builder(checkpoint, device=device, max_batch=max_batch, **model_kwargs)
     from . import checkpoints as ckpt
     from .topdown import TopDownEstimator
