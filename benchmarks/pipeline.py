@@ -16,12 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-# Threads that wait for work sleep instead of spinning (set before torch loads its OpenMP runtime): on a
-# machine shared with other jobs a spinning thread burns the core its partner needs; measured here at a
-# load of 11 on 2 cores, MoveNet lightning batch 2: 1,000 ms CPU per call spinning, 25 ms passive (not measured
-# on an idle machine). OMP_WAIT_POLICY=ACTIVE in the environment restores the spinning.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
+# OpenMP's wait policy is left as the environment has it, so the figures are what `posetrack track` gives. Measured
+# on this 2-core machine near idle (load 1-2), realtime preset at 640x360: 31.0 frames/s with the runtime's default
+# (libgomp: spin a while, then sleep), 20.7 with OMP_WAIT_POLICY=PASSIVE, 1.7 with ACTIVE (spinning threads starve
+# the decoder and OpenCV's threads). On a machine loaded by other jobs PASSIVE avoids the worst (lightning batch 2 at
+# load 11: 1,000 ms CPU per call spinning, 25 ms passive): set it in the environment there.
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
