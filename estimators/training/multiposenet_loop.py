@@ -180,8 +180,17 @@ def train_multiposenet(cfg: TrainConfig) -> StageResult:
     """Run one MultiPoseNet stage recipe on one process (see the module docstring)."""
     if cfg.stage == "topdown":
         raise TrainError("stage: 'topdown' recipes run with estimators.training.loop.train")
+    # CPU: denormals in the small late-training gradients cost 10x. Flushing them is processor state of the
+    # whole process, so it is undone when the stage ends (a process starts without it).
+    torch.set_flush_denormal(True)
+    try:
+        return _train_stage(cfg)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train_stage(cfg: TrainConfig) -> StageResult:
     t0 = time.time()
-    torch.set_flush_denormal(True)  # CPU: denormals in the small late-training gradients cost 10x
     device = ddp.resolve_device(cfg.device, ddp.DistInfo())
     if cfg.cpu_threads > 0:
         torch.set_num_threads(cfg.cpu_threads)
