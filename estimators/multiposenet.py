@@ -101,10 +101,11 @@ class KeypointSubnet(nn.Module):
 class MultiPoseNet(nn.Module):
     """Backbone + keypoint subnet + person detection subnet (see the module docstring).
 
-    forward(x (B, 3, H, W) float32 normalised RGB, H and W multiples of 32) -> dict:
+    forward(x (B, 3, H, W) float32 normalised RGB, H and W multiples of 32, detection=True) -> dict:
     ``heatmaps`` (B, 18, H/4, W/4) (17 keypoints, then person segmentation); ``intermediate``: 4 tensors
-    (B, 18, H/s, W/s), s = 4, 8, 16, 32; ``cls_logits`` (B, A, 1) person logits; ``bbox_regression``
-    (B, A, 4) box deltas; ``anchors``: B tensors (A, 4) xyxy input px.
+    (B, 18, H/s, W/s), s = 4, 8, 16, 32; with ``detection``: ``cls_logits`` (B, A, 1) person logits;
+    ``bbox_regression`` (B, A, 4) box deltas; ``anchors``: B tensors (A, 4) xyxy input px. ``detection=False``
+    skips the person subnet (a third of the MACs at 576x384), for frames where no detection is wanted.
     """
 
     def __init__(self, depth: int = 50, num_keypoints: int = NUM_KEYPOINTS):
@@ -140,13 +141,15 @@ class MultiPoseNet(nn.Module):
         c4 = b.layer3(c3)
         return [c2, c3, c4, b.layer4(c4)]
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, detection: bool = True) -> dict:
         if x.ndim != 4 or x.shape[-1] % SIZE_DIVISOR or x.shape[-2] % SIZE_DIVISOR:
             raise InferenceError(f"MultiPoseNet input must be (B, 3, H, W) with H, W multiples of {SIZE_DIVISOR}, "
                                  f"got {tuple(x.shape)}")
         c = self.features(x)
         k = list(self.keypoint_fpn({str(i): t for i, t in enumerate(c)}).values())
         heatmaps, intermediate = self.keypoint_subnet(k)
+        if not detection:
+            return {"heatmaps": heatmaps, "intermediate": intermediate}
         p = list(self.detection_fpn({str(i): t for i, t in enumerate(c[1:])}).values())
         head = self.detection_head(p)
         images = ImageList(x, [tuple(x.shape[-2:])] * x.shape[0])
@@ -324,20 +327,24 @@ class MultiPoseNetEstimator:
         return torch.from_numpy(pad).permute(2, 0, 1)[None], scale
 
     @torch.no_grad()
-    def _forward(self, image: np.ndarray) -> dict:
+    def _forward(self, image: np.ndarray, detection: bool = True) -> dict:
         """The network on one frame, or the cached outputs when ``image`` has the content of the last frame
         (one entry; a full comparison, ~1 ms at 1280x720, against a forward of ~0.5 s): ``heatmaps`` (17, h, w),
-        ``cls_logits`` (A,), ``bbox_regression`` (A, 4), ``anchors`` (A, 4) input px, ``input_hw``,
-        ``image_hw``, ``scale`` (input px per image px)."""
+        ``input_hw``, ``image_hw``, ``scale`` (input px per image px); with ``detection`` also ``cls_logits``
+        (A,), ``bbox_regression`` (A, 4), ``anchors`` (A, 4) input px. Without it the person subnet does not run
+        (estimating on a frame the detector skips: flow-propagated boxes only)."""
         check_image(image, "MultiPoseNet frame", InferenceError)
         last = self._last_forward
-        if last is not None and last[0].shape == image.shape and np.array_equal(last[0], image):
+        if (last is not None and last[0].shape == image.shape and (not detection or "cls_logits" in last[1])
+                and np.array_equal(last[0], image)):
             return last[1]
         x, scale = self._prepare(image)
-        out = self.network(x.to(self.device))
-        res = {"heatmaps": out["heatmaps"][0, :NUM_KEYPOINTS].float(), "cls_logits": out["cls_logits"][0, :, 0],
-               "bbox_regression": out["bbox_regression"][0], "anchors": out["anchors"][0],
+        out = self.network(x.to(self.device), detection=detection)
+        res = {"heatmaps": out["heatmaps"][0, :NUM_KEYPOINTS].float(),
                "input_hw": tuple(x.shape[-2:]), "image_hw": tuple(image.shape[:2]), "scale": scale}
+        if detection:
+            res.update(cls_logits=out["cls_logits"][0, :, 0], bbox_regression=out["bbox_regression"][0],
+                       anchors=out["anchors"][0])
         self._last_forward = (image.copy(), res)
         return res
 
@@ -423,7 +430,7 @@ class MultiPoseNetEstimator:
         boxes, box_scores = check_boxes(boxes, box_scores, "MultiPoseNet boxes", InferenceError)
         if len(boxes) == 0:
             return Poses.empty(NUM_KEYPOINTS)
-        res = self._forward(image)
+        res = self._forward(image, detection=False)  # after detect() on this frame: its cached full pass
         return self.assign_keypoints(res["heatmaps"], boxes, box_scores, res["scale"])
 
     def estimate_batch(self, images: Sequence[np.ndarray], boxes_list: Sequence[np.ndarray],

@@ -65,9 +65,8 @@ from .multiposenet_losses import detection_loss, keypoint_loss, prn_loss
 def keypoint_forward(net: MultiPoseNet, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The keypoint half of :meth:`MultiPoseNet.forward`: x (B, 3, H, W) -> (heatmaps (B, 18, H/4, W/4), the 4
     intermediate maps)."""
-    c = net.features(x)
-    k = list(net.keypoint_fpn({str(i): t for i, t in enumerate(c)}).values())
-    return net.keypoint_subnet(k)
+    out = net(x, detection=False)
+    return out["heatmaps"], out["intermediate"]
 
 
 def detection_forward(net: MultiPoseNet, x: torch.Tensor, frozen: bool = True) -> tuple[dict, list[torch.Tensor]]:

@@ -33,13 +33,17 @@ def _clip(testdata):
 @contextlib.contextmanager
 def counting():
     """Counts MultiPoseNet forwards and the PRN's batch rows (person boxes) while active."""
+    from torchvision.models.detection.retinanet import RetinaNetHead
+
     from estimators.multiposenet import MultiPoseNet, PoseResidualNetwork
 
-    calls: dict = {"network": 0, "prn_rows": []}
+    calls: dict = {"network": 0, "prn_rows": [], "person_head": 0}
 
     def hook(module, args, output):
         if isinstance(module, MultiPoseNet):
             calls["network"] += 1
+        elif isinstance(module, RetinaNetHead):
+            calls["person_head"] += 1
         elif isinstance(module, PoseResidualNetwork):
             calls["prn_rows"].append(int(args[0].shape[0]))
 
@@ -179,11 +183,13 @@ def test_one_pass_pipeline_network_once_per_frame_prn_on_propagated_boxes(testda
         assert len(rec) > 0 and np.isfinite(rec.keypoints).all() and rec.keypoints.shape[1:] == (17, 2)
         assert sum(c["prn_rows"]) >= len(rec)  # every pose from the PRN, all boxes of the frame in one call
         assert len(c["prn_rows"]) == 1
-        if frame.index % 2:  # no detector: only the boxes the flow carried
+        if frame.index % 2:  # no detector: only the boxes the flow carried, and the person subnet skipped
             assert (rec.origin == ORIGIN_PROPAGATED).all()
+            assert c["person_head"] == 0
             propagated_poses += len(rec)
         else:
             assert 0 < (rec.origin == ORIGIN_DETECTED).sum() <= 3  # detector.max_detections
+            assert c["person_head"] == 1
     assert propagated_poses >= 2
     assert tracker.times.seconds["detect"] > 0 and tracker.times.seconds["estimate"] > 0
 
