@@ -4,49 +4,17 @@ score threshold and box NMS (torchvision.ops.nms). Weights: ``posetrack weights 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
-from tracker.sources import Frame
-
-from .base import Detections, DetectorError, PersonDetector, WeightsNotFoundError, frame_image
+from .tfjs_boxes import TfjsBoxDetector
 
 
-class CenterNetDetector(PersonDetector):
-    """weights: the ``centernet.json`` (None = the fetched copy in the weights cache). score_threshold: on the
-    person heatmap peak (sigmoid). nms_iou: IoU of the box NMS (None = none). batch_size: frames per forward.
-    device: torch device."""
+class CenterNetDetector(TfjsBoxDetector):
+    """CenterNet person boxes; score_threshold on the person heatmap peak (sigmoid). See TfjsBoxDetector."""
 
-    def __init__(self, weights: str | os.PathLike | None = None, score_threshold: float = 0.3,
-                 nms_iou: float | None = 0.5, batch_size: int = 1, device: str = "cpu"):
+    kind = "centernet"
+    model_name = "centernet"
+
+    def runner(self, path: str | os.PathLike, device: str):
         from estimators.tfjs.centernet import CenterNetPersons
-        from estimators.tfjs.fetch import model_json
 
-        if batch_size < 1:
-            raise DetectorError(f"detector centernet: batch_size must be >= 1, got {batch_size}")
-        if weights is None:
-            try:
-                path = model_json("centernet")
-            except OSError as exc:
-                raise WeightsNotFoundError(f"detector centernet: {exc}") from None
-        else:
-            path = weights
-            if not os.path.isfile(path):
-                raise WeightsNotFoundError(f"detector centernet: weights file {path} not found (detector.weights: "
-                                           "a centernet.json with its centernet.bin beside it)")
-        self.model = CenterNetPersons(path, device=device)
-        self.score_threshold = float(score_threshold)
-        self.nms_iou = nms_iou
-        self.batch_size = int(batch_size)
-
-    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
-        images = [frame_image(f, f"frames[{i}]") for i, f in enumerate(frames)]
-        out: list[Detections] = []
-        for start in range(0, len(images), self.batch_size):
-            for boxes, scores in self.model(images[start:start + self.batch_size], self.score_threshold,
-                                            self.nms_iou):
-                out.append(Detections(boxes, scores))
-        return out
-
-    def __repr__(self) -> str:
-        return (f"CenterNetDetector(score_threshold={self.score_threshold}, nms_iou={self.nms_iou}, "
-                f"batch_size={self.batch_size})")
+        return CenterNetPersons(path, device=device)
