@@ -181,11 +181,14 @@ def train_multiposenet(cfg: TrainConfig) -> StageResult:
         raise TrainError("stage: 'topdown' recipes run with estimators.training.loop.train")
     # CPU: denormals in the small late-training gradients cost 10x. Flushing them is processor state of the
     # whole process, so it is undone when the stage ends (a process starts without it).
+    # The same for cpu_threads (torch's intra-op thread count is per process).
+    threads = torch.get_num_threads()
     torch.set_flush_denormal(True)
     try:
         return _train_stage(cfg)
     finally:
         torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
 
 
 def _train_stage(cfg: TrainConfig) -> StageResult:

@@ -121,6 +121,7 @@ class _Patterns(nn.Module):
 
 
 def test_only_safe_pairs_are_folded():
+    torch.manual_seed(0)  # the weights must not depend on what earlier tests drew
     model = _randomise_bn(_Patterns())
     assert find_conv_bn_pairs(model, torch.zeros(1, 3, 8, 6)) == [("ok_conv", "ok_bn")]
     x = torch.randn(3, 3, 8, 6, generator=torch.Generator().manual_seed(3))
@@ -128,7 +129,8 @@ def test_only_safe_pairs_are_folded():
         ref = model(x)
     fast = optimize_for_inference(model, example_shape=(1, 3, 8, 6))
     assert fast.folded_pairs == [("ok_conv", "ok_bn")]
-    _assert_close(fast(x), ref, rel=1e-5)
+    # folding re-rounds the conv weights: over 60 seeds the worst error was 2.0e-5 of the output's largest value
+    _assert_close(fast(x), ref, rel=5e-5)
 
 
 def test_bf16_path_is_close_and_float32():

@@ -166,4 +166,6 @@ def test_batch_free_cut_exports_with_a_dynamic_batch(tfjs_models):
     with torch.no_grad():
         for ours, exported in zip(gm(x3), program.module()(x3)):
             assert ours.shape[0] == 3
-            torch.testing.assert_close(exported, ours)
+            # the exported program runs plain aten convolutions, the module oneDNN's fused conv + bias + activation
+            # where available: float32 sums in another order (measured up to 2.1e-4 absolute with 1 thread)
+            torch.testing.assert_close(exported, ours, rtol=1e-4, atol=1e-3)
